@@ -1,0 +1,59 @@
+//! The HTTP surface: Prometheus API v1, health and reload endpoints, `/metrics`, and the
+//! web pages, all on one listener.
+
+mod params;
+mod response;
+pub mod time;
+mod v1;
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::sync::atomic::AtomicBool;
+
+use axum::Router;
+use axum::routing::{get, post};
+use tokio::sync::watch;
+
+use crate::config::Config;
+use crate::metrics::Metrics;
+use crate::promql::Engine;
+use crate::scrape::TargetsView;
+use crate::tsdb::Head;
+
+/// Applies a new configuration from disk; `Err` carries the reason it was rejected.
+pub type ReloadFn = Arc<dyn Fn() -> Result<(), String> + Send + Sync>;
+
+/// Everything the handlers read.
+pub struct AppState {
+    pub engine: Engine,
+    pub head: Arc<Head>,
+    pub targets: TargetsView,
+    pub config: watch::Receiver<Arc<Config>>,
+    pub reload: ReloadFn,
+    pub flags: BTreeMap<String, String>,
+    pub metrics: Arc<Metrics>,
+    pub ready: AtomicBool,
+    pub started_ms: i64,
+}
+
+/// The router serving every endpoint.
+pub fn router(state: Arc<AppState>) -> Router {
+    Router::new()
+        .route("/api/v1/query", get(v1::query).post(v1::query))
+        .route("/api/v1/query_range", get(v1::query_range).post(v1::query_range))
+        .route("/api/v1/series", get(v1::series).post(v1::series))
+        .route("/api/v1/labels", get(v1::labels).post(v1::labels))
+        .route("/api/v1/label/{name}/values", get(v1::label_values))
+        .route("/api/v1/targets", get(v1::targets))
+        .route("/api/v1/status/buildinfo", get(v1::buildinfo))
+        .route("/api/v1/status/config", get(v1::status_config))
+        .route("/api/v1/status/flags", get(v1::flags))
+        .route("/api/v1/status/runtimeinfo", get(v1::runtimeinfo))
+        .route("/metrics", get(v1::self_metrics))
+        .route("/-/healthy", get(v1::healthy).head(v1::healthy))
+        .route("/-/ready", get(v1::ready).head(v1::ready))
+        .route("/-/reload", post(v1::reload).put(v1::reload))
+        .route("/", get(crate::ui::home))
+        .fallback(v1::not_found)
+        .with_state(state)
+}

@@ -1,0 +1,300 @@
+//! Handlers of the Prometheus HTTP API v1 and the operational endpoints.
+
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+
+use axum::body::Bytes;
+use axum::extract::{Path, State};
+use axum::http::{HeaderMap, Method, StatusCode, Uri, header};
+use axum::response::{IntoResponse, Response};
+use serde_json::{Map, Value as Json, json};
+
+use super::AppState;
+use super::params::Params;
+use super::response::{ApiError, success};
+use super::time::format_rfc3339;
+use crate::config::PromDuration;
+use crate::model::Labels;
+use crate::promql::{self, RangeSeries, Sample, Value, format_value};
+use crate::scrape::scrape_loop::now_ms;
+use crate::tsdb::{Matcher, Querier};
+
+type St = State<Arc<AppState>>;
+
+/// Prometheus caps range queries at 11,000 points per series.
+const MAX_POINTS: i64 = 11_000;
+
+fn labels_json(l: &Labels) -> Json {
+    let mut m = Map::new();
+    for l in l {
+        m.insert(l.name.clone(), Json::String(l.value.clone()));
+    }
+    Json::Object(m)
+}
+
+fn ts_json(ms: i64) -> Json {
+    json!(ms as f64 / 1000.0)
+}
+
+fn vector_json(v: &[Sample], t: i64) -> Json {
+    Json::Array(
+        v.iter().map(|s| json!({"metric": labels_json(&s.labels), "value": [ts_json(t), format_value(s.v)]})).collect(),
+    )
+}
+
+fn matrix_json(m: &[RangeSeries]) -> Json {
+    Json::Array(
+        m.iter()
+            .map(|s| {
+                let values: Vec<Json> = s.points.iter().map(|p| json!([ts_json(p.t), format_value(p.v)])).collect();
+                json!({"metric": labels_json(&s.labels), "values": values})
+            })
+            .collect(),
+    )
+}
+
+async fn evaluate<T: Send + 'static>(
+    f: impl FnOnce() -> Result<T, promql::QueryError> + Send + 'static,
+) -> Result<T, ApiError> {
+    tokio::task::spawn_blocking(f)
+        .await
+        .map_err(|e| ApiError::Internal(format!("query task failed: {e}")))?
+        .map_err(ApiError::from)
+}
+
+pub async fn query(State(s): St, method: Method, uri: Uri, headers: HeaderMap, body: Bytes) -> Response {
+    let p = Params::from_request(&method, &uri, &headers, &body);
+    let run = async {
+        let q = p
+            .get("query")
+            .ok_or_else(|| ApiError::BadData("invalid parameter \"query\": query must not be empty".into()))?
+            .to_string();
+        let t = p.time("time", now_ms())?;
+        let engine = s.engine.clone();
+        let v = evaluate(move || engine.instant(&q, t)).await?;
+        let data = match &v {
+            Value::Scalar(f) => json!({"resultType": "scalar", "result": [ts_json(t), format_value(*f)]}),
+            Value::String(st) => json!({"resultType": "string", "result": [ts_json(t), st]}),
+            Value::Vector(samples) => json!({"resultType": "vector", "result": vector_json(samples, t)}),
+            Value::Matrix(m) => json!({"resultType": "matrix", "result": matrix_json(m)}),
+        };
+        Ok::<_, ApiError>(success(data))
+    };
+    run.await.unwrap_or_else(IntoResponse::into_response)
+}
+
+pub async fn query_range(State(s): St, method: Method, uri: Uri, headers: HeaderMap, body: Bytes) -> Response {
+    let p = Params::from_request(&method, &uri, &headers, &body);
+    let run = async {
+        let q = p
+            .get("query")
+            .ok_or_else(|| ApiError::BadData("invalid parameter \"query\": query must not be empty".into()))?
+            .to_string();
+        let start = p.get("start").ok_or_else(|| ApiError::BadData("invalid parameter \"start\": missing".into()))?;
+        let start = super::time::parse_time(start)
+            .map_err(|e| ApiError::BadData(format!("invalid parameter \"start\": {e}")))?;
+        let end = p.get("end").ok_or_else(|| ApiError::BadData("invalid parameter \"end\": missing".into()))?;
+        let end =
+            super::time::parse_time(end).map_err(|e| ApiError::BadData(format!("invalid parameter \"end\": {e}")))?;
+        if end < start {
+            return Err(ApiError::BadData(
+                "invalid parameter \"end\": end timestamp must not be before start time".into(),
+            ));
+        }
+        let step =
+            p.duration("step")?.ok_or_else(|| ApiError::BadData("invalid parameter \"step\": missing".into()))?;
+        if step <= 0 {
+            return Err(ApiError::BadData(
+                "invalid parameter \"step\": zero or negative query resolution step widths are not accepted. Try a positive integer".into(),
+            ));
+        }
+        if (end - start) / step > MAX_POINTS {
+            return Err(ApiError::BadData(
+                "exceeded maximum resolution of 11,000 points per timeseries. Try decreasing the query resolution (?step=XX)".into(),
+            ));
+        }
+        let engine = s.engine.clone();
+        let m = evaluate(move || engine.range(&q, start, end, step)).await?;
+        Ok::<_, ApiError>(success(json!({"resultType": "matrix", "result": matrix_json(&m)})))
+    };
+    run.await.unwrap_or_else(IntoResponse::into_response)
+}
+
+/// Parses the `match[]` selectors of series/labels requests.
+fn selectors(p: &Params) -> Result<Vec<Vec<Matcher>>, ApiError> {
+    p.all("match[]")
+        .into_iter()
+        .map(|m| {
+            promql::selector_matchers(m).map_err(|e| ApiError::BadData(format!("invalid parameter \"match[]\": {e}")))
+        })
+        .collect()
+}
+
+fn time_range(p: &Params) -> Result<(i64, i64), ApiError> {
+    Ok((p.time("start", i64::MIN)?, p.time("end", i64::MAX)?))
+}
+
+pub async fn series(State(s): St, method: Method, uri: Uri, headers: HeaderMap, body: Bytes) -> Response {
+    let p = Params::from_request(&method, &uri, &headers, &body);
+    let run = || {
+        let sels = selectors(&p)?;
+        if sels.is_empty() {
+            return Err(ApiError::BadData("no match[] parameter provided".into()));
+        }
+        let (mint, maxt) = time_range(&p)?;
+        let mut all: Vec<Labels> = sels.iter().flat_map(|m| s.head.series(m, mint, maxt)).collect();
+        all.sort();
+        all.dedup();
+        Ok(success(Json::Array(all.iter().map(labels_json).collect())))
+    };
+    run().unwrap_or_else(|e: ApiError| e.into_response())
+}
+
+fn names_or_values(s: &AppState, p: &Params, name: Option<&str>) -> Result<Vec<String>, ApiError> {
+    let sels = selectors(p)?;
+    let (mint, maxt) = time_range(p)?;
+    let fetch = |m: &[Matcher]| match name {
+        Some(n) => s.head.label_values(n, m, mint, maxt),
+        None => s.head.label_names(m, mint, maxt),
+    };
+    let mut out: Vec<String> = if sels.is_empty() { fetch(&[]) } else { sels.iter().flat_map(|m| fetch(m)).collect() };
+    out.sort();
+    out.dedup();
+    Ok(out)
+}
+
+pub async fn labels(State(s): St, method: Method, uri: Uri, headers: HeaderMap, body: Bytes) -> Response {
+    let p = Params::from_request(&method, &uri, &headers, &body);
+    match names_or_values(&s, &p, None) {
+        Ok(v) => success(json!(v)),
+        Err(e) => e.into_response(),
+    }
+}
+
+pub async fn label_values(
+    State(s): St,
+    Path(name): Path<String>,
+    method: Method,
+    uri: Uri,
+    headers: HeaderMap,
+) -> Response {
+    let p = Params::from_request(&method, &uri, &headers, &[]);
+    match names_or_values(&s, &p, Some(&name)) {
+        Ok(v) => success(json!(v)),
+        Err(e) => e.into_response(),
+    }
+}
+
+pub async fn targets(State(s): St, uri: Uri) -> Response {
+    let p = Params::from_request(&Method::GET, &uri, &HeaderMap::new(), &[]);
+    let state = p.get("state").unwrap_or("any");
+    let pool_filter = p.get("scrapePool");
+    let view = s.targets.read().clone();
+    let mut active = Vec::new();
+    let mut dropped = Vec::new();
+    let mut dropped_counts = Map::new();
+    for (job, pool) in &view {
+        if pool_filter.is_some_and(|f| f != job) {
+            continue;
+        }
+        dropped_counts.insert(job.clone(), json!(pool.dropped.len()));
+        if state == "any" || state == "active" {
+            for t in &pool.active {
+                let h = t.health.read().clone();
+                active.push(json!({
+                    "discoveredLabels": labels_json(&t.discovered),
+                    "labels": labels_json(&t.labels),
+                    "scrapePool": job,
+                    "scrapeUrl": t.url,
+                    "globalUrl": t.url,
+                    "lastError": h.last_error,
+                    "lastScrape": if h.last_scrape_ms == 0 { "0001-01-01T00:00:00Z".to_string() } else { format_rfc3339(h.last_scrape_ms) },
+                    "lastScrapeDuration": h.last_duration.as_secs_f64(),
+                    "health": match h.up { None => "unknown", Some(true) => "up", Some(false) => "down" },
+                    "scrapeInterval": PromDuration(t.interval).to_string(),
+                    "scrapeTimeout": PromDuration(t.timeout).to_string(),
+                }));
+            }
+        }
+        if state == "any" || state == "dropped" {
+            for d in &pool.dropped {
+                let mut entry = json!({"discoveredLabels": labels_json(&d.discovered), "scrapePool": job});
+                if let Some(e) = &d.error {
+                    entry["error"] = json!(e);
+                }
+                dropped.push(entry);
+            }
+        }
+    }
+    success(json!({"activeTargets": active, "droppedTargets": dropped, "droppedTargetCounts": dropped_counts}))
+}
+
+pub async fn buildinfo() -> Response {
+    success(json!({
+        "version": env!("CARGO_PKG_VERSION"),
+        "revision": option_env!("VIGIE_GIT_REVISION").unwrap_or("unknown"),
+        "branch": "main",
+        "buildUser": "vigie",
+        "buildDate": "unknown",
+        "goVersion": "none (vigie is written in Rust)",
+    }))
+}
+
+pub async fn status_config(State(s): St) -> Response {
+    let cfg = s.config.borrow().clone();
+    success(json!({"yaml": cfg.yaml}))
+}
+
+pub async fn flags(State(s): St) -> Response {
+    success(json!(s.flags))
+}
+
+pub async fn runtimeinfo(State(s): St) -> Response {
+    let st = s.head.stats();
+    success(json!({
+        "startTime": format_rfc3339(s.started_ms),
+        "CWD": std::env::current_dir().map(|d| d.display().to_string()).unwrap_or_default(),
+        "reloadConfigSuccess": true,
+        "goroutineCount": 0,
+        "GOMAXPROCS": std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1),
+        "storageRetention": s.flags.get("retention").cloned().unwrap_or_default(),
+        "headSeries": st.series,
+    }))
+}
+
+pub async fn self_metrics(State(s): St) -> Response {
+    ([(header::CONTENT_TYPE, "application/openmetrics-text; version=1.0.0; charset=utf-8")], s.metrics.encode())
+        .into_response()
+}
+
+pub async fn healthy() -> Response {
+    (StatusCode::OK, "Vigie is Healthy.\n").into_response()
+}
+
+pub async fn ready(State(s): St) -> Response {
+    if s.ready.load(Ordering::Acquire) {
+        (StatusCode::OK, "Vigie is Ready.\n").into_response()
+    } else {
+        (StatusCode::SERVICE_UNAVAILABLE, "Service Unavailable\n").into_response()
+    }
+}
+
+pub async fn reload(State(s): St) -> Response {
+    let reload = s.reload.clone();
+    match tokio::task::spawn_blocking(move || reload()).await {
+        Ok(Ok(())) => (StatusCode::OK, "").into_response(),
+        Ok(Err(e)) => (StatusCode::INTERNAL_SERVER_ERROR, format!("failed to reload config: {e}\n")).into_response(),
+        Err(e) => (StatusCode::INTERNAL_SERVER_ERROR, format!("reload task failed: {e}\n")).into_response(),
+    }
+}
+
+pub async fn not_found(uri: Uri) -> Response {
+    if uri.path().starts_with("/api/") {
+        return (
+            StatusCode::NOT_FOUND,
+            axum::Json(json!({"status": "error", "errorType": "not_found", "error": "not found"})),
+        )
+            .into_response();
+    }
+    (StatusCode::NOT_FOUND, "404 page not found\n").into_response()
+}

@@ -1,0 +1,208 @@
+//! Wiring of `vigie run`: builds every stage, connects them, serves the API, and handles
+//! reloads and shutdown. `main.rs` only turns the command line into [`RunOptions`].
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
+
+use parking_lot::Mutex;
+use tokio::sync::watch;
+
+use crate::api::{self, AppState, ReloadFn};
+use crate::config::{self, Config};
+use crate::discovery::DiscoveryManager;
+use crate::metrics::Metrics;
+use crate::promql::{Engine, EngineOptions};
+use crate::scrape::ScrapeManager;
+use crate::scrape::scrape_loop::now_ms;
+use crate::tsdb::Head;
+
+/// Settings of `vigie run`.
+#[derive(Clone, Debug)]
+pub struct RunOptions {
+    pub config: Option<PathBuf>,
+    pub router_config: Option<PathBuf>,
+    pub monitors_dir: Option<PathBuf>,
+    pub data_dir: PathBuf,
+    pub listen: String,
+    pub discovery: String,
+    pub retention: Duration,
+    pub lookback_delta: Duration,
+    /// Every flag as given, for `/api/v1/status/flags`.
+    pub flags: BTreeMap<String, String>,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum AppError {
+    #[error("cannot listen on {addr}: {source}")]
+    Listen { addr: String, source: std::io::Error },
+    #[error("{0}")]
+    Config(#[from] config::ConfigError),
+    #[error("discovery mode {0:?} is not available yet (this build supports: files, none)")]
+    Discovery(String),
+    #[error("server error: {0}")]
+    Serve(std::io::Error),
+}
+
+/// Where vigie scrapes itself in the embedded default config.
+fn self_address(addr: &SocketAddr) -> String {
+    if addr.ip().is_unspecified() { format!("localhost:{}", addr.port()) } else { addr.to_string() }
+}
+
+fn load(path: &Option<PathBuf>, default_yaml: &str) -> Result<Config, config::ConfigError> {
+    match path {
+        Some(p) => config::load_file(p),
+        None => config::load_str(default_yaml, "<embedded default>", std::path::Path::new(".")),
+    }
+}
+
+/// Applies configuration files to the running stages.
+struct Reloader {
+    path: Option<PathBuf>,
+    default_yaml: String,
+    discovery: Mutex<DiscoveryManager>,
+    config_tx: watch::Sender<Arc<Config>>,
+    metrics: Arc<Metrics>,
+}
+
+impl Reloader {
+    fn load(&self) -> Result<Config, config::ConfigError> {
+        load(&self.path, &self.default_yaml)
+    }
+
+    fn apply(&self, cfg: Config) {
+        self.discovery.lock().apply(&cfg.scrape_jobs);
+        self.config_tx.send_replace(Arc::new(cfg));
+    }
+
+    fn reload(&self) -> Result<(), String> {
+        let result = self.load();
+        let ok = result.is_ok();
+        self.metrics.record_reload(ok, now_ms() / 1000);
+        match result {
+            Ok(cfg) => {
+                let jobs = cfg.scrape_jobs.len();
+                self.apply(cfg);
+                tracing::info!(jobs, "configuration reloaded");
+                Ok(())
+            }
+            Err(e) => {
+                tracing::error!(error = %e, "configuration rejected; the previous one keeps running");
+                Err(e.to_string())
+            }
+        }
+    }
+}
+
+/// Runs vigie until SIGINT/SIGTERM.
+pub async fn run(opts: RunOptions) -> Result<(), AppError> {
+    let listener = tokio::net::TcpListener::bind(&opts.listen)
+        .await
+        .map_err(|source| AppError::Listen { addr: opts.listen.clone(), source })?;
+    let local = listener.local_addr().map_err(AppError::Serve)?;
+    match opts.discovery.as_str() {
+        "auto" | "files" | "none" => {}
+        other => return Err(AppError::Discovery(other.to_string())),
+    }
+    if opts.monitors_dir.is_some() || opts.router_config.is_some() {
+        tracing::warn!("--monitors-dir and --router-config are accepted but not read yet by this build");
+    }
+
+    let head = Head::new();
+    let metrics = Metrics::new(head.clone());
+    let (discovery, groups_rx) = DiscoveryManager::new();
+    let default_yaml = config::default_yaml(&self_address(&local));
+    let initial = load(&opts.config, &default_yaml)?;
+    let (config_tx, config_rx) = watch::channel(Arc::new(initial.clone()));
+    let reloader = Arc::new(Reloader {
+        path: opts.config.clone(),
+        default_yaml,
+        discovery: Mutex::new(discovery),
+        config_tx,
+        metrics: metrics.clone(),
+    });
+    reloader.discovery.lock().apply(&initial.scrape_jobs);
+    metrics.record_reload(true, now_ms() / 1000);
+
+    let seed = initial.global.external_labels.stable_hash();
+    let scrape = ScrapeManager::new(head.clone(), metrics.clone(), seed);
+    let targets = scrape.view();
+    tokio::spawn(scrape.run(config_rx.clone(), groups_rx));
+
+    let engine = Engine::new(head.clone(), EngineOptions { lookback_delta: opts.lookback_delta });
+    let reload_fn: ReloadFn = {
+        let r = reloader.clone();
+        Arc::new(move || r.reload())
+    };
+    let state = Arc::new(AppState {
+        engine,
+        head: head.clone(),
+        targets,
+        config: config_rx,
+        reload: reload_fn,
+        flags: opts.flags.clone(),
+        metrics,
+        ready: AtomicBool::new(false),
+        started_ms: now_ms(),
+    });
+
+    spawn_sighup(reloader.clone());
+    spawn_retention(head.clone(), opts.retention);
+
+    tracing::info!(listen = %local, config = ?opts.config, jobs = initial.scrape_jobs.len(), "vigie started");
+    state.ready.store(true, Ordering::Release);
+    axum::serve(listener, api::router(state))
+        .with_graceful_shutdown(shutdown_signal())
+        .await
+        .map_err(AppError::Serve)?;
+    tracing::info!("vigie stopped");
+    Ok(())
+}
+
+fn spawn_sighup(reloader: Arc<Reloader>) {
+    #[cfg(unix)]
+    tokio::spawn(async move {
+        use tokio::signal::unix::{SignalKind, signal};
+        let Ok(mut hup) = signal(SignalKind::hangup()) else { return };
+        while hup.recv().await.is_some() {
+            let r = reloader.clone();
+            let _ = tokio::task::spawn_blocking(move || r.reload()).await;
+        }
+    });
+}
+
+fn spawn_retention(head: Arc<Head>, retention: Duration) {
+    tokio::spawn(async move {
+        let mut tick = tokio::time::interval(Duration::from_secs(60));
+        loop {
+            tick.tick().await;
+            head.truncate_before(now_ms() - retention.as_millis() as i64);
+        }
+    });
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let term = async {
+        use tokio::signal::unix::{SignalKind, signal};
+        match signal(SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! {
+        _ = ctrl_c => {},
+        _ = term => {},
+    }
+    tracing::info!("shutting down");
+}

@@ -1,0 +1,266 @@
+//! Configuration: vigie.yml (Prometheus's format) parsed, validated and compiled into one
+//! desired state that the scrape manager, the rule engine and the API read.
+//!
+//! Loading never half-applies: [`load_file`] either returns a complete [`Config`] or a
+//! [`ConfigError`] that names the file, line and column; the caller keeps the last good
+//! config running on error.
+
+mod duration;
+mod model;
+mod relabel_rule;
+
+use std::collections::{BTreeMap, HashSet};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+pub use duration::PromDuration;
+pub use model::*;
+pub use relabel_rule::RelabelRule;
+
+use crate::model::Labels;
+use crate::relabel::CompiledRelabel;
+
+/// Why a configuration was rejected. `Display` is `file:line:col: message` when the
+/// position is known.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("{file}: {source}")]
+    Read {
+        file: String,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("{file}:{line}:{column}: {message}")]
+    Parse { file: String, line: u64, column: u64, message: String },
+    #[error("{file}: {message}")]
+    Invalid { file: String, message: String },
+}
+
+/// Global settings after defaults are applied.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Global {
+    pub scrape_interval: Duration,
+    pub scrape_timeout: Duration,
+    pub evaluation_interval: Duration,
+    pub external_labels: Labels,
+}
+
+/// One scrape job, defaults applied and relabel rules compiled.
+#[derive(Clone, Debug)]
+pub struct ScrapeJob {
+    pub name: String,
+    pub interval: Duration,
+    pub timeout: Duration,
+    pub metrics_path: String,
+    pub scheme: String,
+    pub params: BTreeMap<String, Vec<String>>,
+    pub honor_labels: bool,
+    pub honor_timestamps: bool,
+    pub track_timestamps_staleness: bool,
+    pub sample_limit: u64,
+    pub label_limit: u64,
+    pub label_name_length_limit: u64,
+    pub label_value_length_limit: u64,
+    pub body_size_limit: u64,
+    pub enable_compression: bool,
+    pub http: HttpClientConfig,
+    pub static_configs: Vec<StaticConfig>,
+    /// `file_sd_configs` with paths resolved against the config file's directory.
+    pub file_sd_configs: Vec<FileSdConfig>,
+    pub relabel: Vec<Arc<CompiledRelabel>>,
+    pub metric_relabel: Vec<Arc<CompiledRelabel>>,
+    /// The entry as written, to tell whether a reload changed this job.
+    pub source: ScrapeConfig,
+}
+
+impl PartialEq for ScrapeJob {
+    fn eq(&self, other: &Self) -> bool {
+        // Everything else is derived from the source entry and the global defaults.
+        self.source == other.source && self.interval == other.interval && self.timeout == other.timeout
+    }
+}
+
+/// The complete, validated desired state read from vigie.yml.
+#[derive(Clone, Debug)]
+pub struct Config {
+    /// The text as loaded (served by `/api/v1/status/config`).
+    pub yaml: String,
+    pub file: ConfigFile,
+    pub global: Global,
+    pub scrape_jobs: Vec<Arc<ScrapeJob>>,
+    /// `rule_files` globs, resolved against the config file's directory.
+    pub rule_files: Vec<PathBuf>,
+}
+
+const DEFAULT_SCRAPE_INTERVAL: Duration = Duration::from_secs(60);
+const DEFAULT_SCRAPE_TIMEOUT: Duration = Duration::from_secs(10);
+const DEFAULT_EVALUATION_INTERVAL: Duration = Duration::from_secs(60);
+
+/// The configuration used when no `--config` is given: vigie scrapes itself.
+pub fn default_yaml(self_address: &str) -> String {
+    format!(
+        "# vigie's embedded default: scrape vigie itself.\n\
+         global:\n  scrape_interval: 15s\n  evaluation_interval: 15s\n\
+         scrape_configs:\n  - job_name: vigie\n    static_configs:\n      - targets: [\"{self_address}\"]\n"
+    )
+}
+
+/// Reads and compiles a configuration file.
+pub fn load_file(path: &Path) -> Result<Config, ConfigError> {
+    let file = path.display().to_string();
+    let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read { file: file.clone(), source })?;
+    let base = path.parent().map(Path::to_path_buf).unwrap_or_default();
+    load_str(&text, &file, &base)
+}
+
+/// Compiles configuration text; `file` names it in errors, `base_dir` resolves relative paths.
+pub fn load_str(text: &str, file: &str, base_dir: &Path) -> Result<Config, ConfigError> {
+    let parsed: ConfigFile = if text.trim().is_empty() {
+        ConfigFile::default()
+    } else {
+        serde_saphyr::from_str(text).map_err(|e| parse_error(file, &e))?
+    };
+    let invalid = |message: String| ConfigError::Invalid { file: file.to_string(), message };
+
+    let g = &parsed.global;
+    let scrape_interval = g.scrape_interval.map(|d| d.0).unwrap_or(DEFAULT_SCRAPE_INTERVAL);
+    let scrape_timeout = match g.scrape_timeout {
+        Some(t) => t.0,
+        None => DEFAULT_SCRAPE_TIMEOUT.min(scrape_interval),
+    };
+    if scrape_timeout > scrape_interval {
+        return Err(invalid(format!(
+            "global scrape timeout greater than scrape interval ({} > {})",
+            PromDuration(scrape_timeout),
+            PromDuration(scrape_interval)
+        )));
+    }
+    for name in g.external_labels.keys() {
+        if name.is_empty() {
+            return Err(invalid("external label name must not be empty".into()));
+        }
+    }
+    let global = Global {
+        scrape_interval,
+        scrape_timeout,
+        evaluation_interval: g.evaluation_interval.map(|d| d.0).unwrap_or(DEFAULT_EVALUATION_INTERVAL),
+        external_labels: Labels::from_pairs(g.external_labels.iter().map(|(k, v)| (k.clone(), v.clone()))),
+    };
+
+    let mut seen = HashSet::new();
+    let mut scrape_jobs = Vec::with_capacity(parsed.scrape_configs.len());
+    for sc in &parsed.scrape_configs {
+        if sc.job_name.is_empty() {
+            return Err(invalid("job_name is empty".into()));
+        }
+        if !seen.insert(sc.job_name.clone()) {
+            return Err(invalid(format!("found multiple scrape configs with job name {:?}", sc.job_name)));
+        }
+        scrape_jobs.push(Arc::new(compile_job(sc, &parsed.global, &global, base_dir).map_err(invalid)?));
+    }
+    for rw in &parsed.remote_write {
+        if !(rw.url.starts_with("http://") || rw.url.starts_with("https://")) {
+            return Err(invalid(format!("remote_write url {:?} must be http or https", rw.url)));
+        }
+    }
+    let rule_files = parsed.rule_files.iter().map(|f| base_dir.join(f)).collect();
+    Ok(Config { yaml: text.to_string(), file: parsed, global, scrape_jobs, rule_files })
+}
+
+fn compile_job(
+    sc: &ScrapeConfig,
+    raw_global: &GlobalConfig,
+    global: &Global,
+    base_dir: &Path,
+) -> Result<ScrapeJob, String> {
+    let job = &sc.job_name;
+    let interval = sc.scrape_interval.map(|d| d.0).unwrap_or(global.scrape_interval);
+    if interval.is_zero() {
+        return Err(format!("scrape interval for job {job:?} must be greater than zero"));
+    }
+    let timeout = match sc.scrape_timeout {
+        Some(t) => t.0,
+        None => global.scrape_timeout.min(interval),
+    };
+    if timeout > interval {
+        return Err(format!("scrape timeout greater than scrape interval for scrape config with job name {job:?}"));
+    }
+    let scheme = sc.scheme.clone().unwrap_or_else(|| "http".into());
+    if scheme != "http" && scheme != "https" {
+        return Err(format!("invalid scheme {scheme:?} for job {job:?}: must be http or https"));
+    }
+    let metrics_path = sc.metrics_path.clone().unwrap_or_else(|| "/metrics".into());
+    for sc_static in &sc.static_configs {
+        for t in &sc_static.targets {
+            if t.contains('/') {
+                return Err(format!("{t:?} is not a valid hostname (job {job:?})"));
+            }
+        }
+    }
+    let file_sd_configs = sc
+        .file_sd_configs
+        .iter()
+        .map(|f| FileSdConfig {
+            files: f.files.iter().map(|p| base_dir.join(p).display().to_string()).collect(),
+            refresh_interval: f.refresh_interval,
+        })
+        .collect();
+    let body_size_limit = match sc.body_size_limit.as_ref().or(raw_global.body_size_limit.as_ref()) {
+        Some(s) => parse_byte_size(s).ok_or_else(|| format!("invalid body_size_limit {s:?} for job {job:?}"))?,
+        None => 0,
+    };
+    Ok(ScrapeJob {
+        name: job.clone(),
+        interval,
+        timeout,
+        metrics_path,
+        scheme,
+        params: sc.params.clone(),
+        honor_labels: sc.honor_labels.unwrap_or(false),
+        honor_timestamps: sc.honor_timestamps.unwrap_or(true),
+        track_timestamps_staleness: sc.track_timestamps_staleness.unwrap_or(false),
+        sample_limit: sc.sample_limit.or(raw_global.sample_limit).unwrap_or(0),
+        label_limit: sc.label_limit.or(raw_global.label_limit).unwrap_or(0),
+        label_name_length_limit: sc.label_name_length_limit.or(raw_global.label_name_length_limit).unwrap_or(0),
+        label_value_length_limit: sc.label_value_length_limit.or(raw_global.label_value_length_limit).unwrap_or(0),
+        body_size_limit,
+        enable_compression: sc.enable_compression.unwrap_or(true),
+        http: sc.http_client(),
+        static_configs: sc.static_configs.clone(),
+        file_sd_configs,
+        relabel: sc.relabel_configs.iter().map(|r| r.compiled.clone()).collect(),
+        metric_relabel: sc.metric_relabel_configs.iter().map(|r| r.compiled.clone()).collect(),
+        source: sc.clone(),
+    })
+}
+
+/// Parses Prometheus byte sizes (`512KB`, `10MB`, `1GB`, plain bytes).
+fn parse_byte_size(s: &str) -> Option<u64> {
+    let s = s.trim();
+    let split = s.find(|c: char| !c.is_ascii_digit()).unwrap_or(s.len());
+    let n: u64 = s[..split].parse().ok()?;
+    let mult: u64 = match &s[split..].to_ascii_uppercase()[..] {
+        "" | "B" => 1,
+        "KB" | "KIB" => 1 << 10,
+        "MB" | "MIB" => 1 << 20,
+        "GB" | "GIB" => 1 << 30,
+        "TB" | "TIB" => 1 << 40,
+        _ => return None,
+    };
+    n.checked_mul(mult)
+}
+
+fn parse_error(file: &str, e: &serde_saphyr::Error) -> ConfigError {
+    let (line, column) = e.location().map(|l| (l.line(), l.column())).unwrap_or((0, 0));
+    let text = e.without_snippet().to_string();
+    // The message ends with " at line L, column C"; the position goes in front instead.
+    let message = match text.rfind(" at line ") {
+        Some(i) => text[..i].to_string(),
+        None => text,
+    };
+    ConfigError::Parse { file: file.to_string(), line, column, message }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,17 @@
+//! vigie: cluster discovery, scraping, storage, PromQL, rules and alert routing in one binary.
+//!
+//! The modules follow the data flow of `DESIGN.md`:
+//! discovery → config → scrape → tsdb → promql → api/ui, with [`app`] wiring them for
+//! `vigie run`.
+
+pub mod api;
+pub mod app;
+pub mod config;
+pub mod discovery;
+pub mod metrics;
+pub mod model;
+pub mod promql;
+pub mod relabel;
+pub mod scrape;
+pub mod tsdb;
+pub mod ui;

@@ -1,0 +1,144 @@
+//! The `vigie` command line: parses flags and hands over to the library.
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Args, Parser, Subcommand};
+
+#[derive(Parser, Debug)]
+#[command(
+    name = "vigie",
+    version,
+    about = "Discovery, scraping, storage, PromQL, rules and alert routing in one binary"
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Option<Command>,
+    #[command(flatten)]
+    run: RunArgs,
+}
+
+#[derive(Subcommand, Debug)]
+enum Command {
+    /// Run vigie (the default).
+    Run(RunArgs),
+    /// Validate files; exits 1 with file:line:col messages.
+    Check {
+        #[command(subcommand)]
+        what: CheckWhat,
+    },
+}
+
+#[derive(Subcommand, Debug)]
+enum CheckWhat {
+    /// A vigie.yml (Prometheus configuration format).
+    Config { files: Vec<PathBuf> },
+}
+
+#[derive(Args, Debug, Clone)]
+struct RunArgs {
+    /// Prometheus-format configuration file; without it vigie scrapes itself.
+    #[arg(long, env = "VIGIE_CONFIG")]
+    config: Option<PathBuf>,
+    /// Alertmanager-format routing configuration.
+    #[arg(long = "router-config", env = "VIGIE_ROUTER_CONFIG")]
+    router_config: Option<PathBuf>,
+    /// Directory of Monitor/AlertRule/AlertRoute YAML files.
+    #[arg(long = "monitors-dir", env = "VIGIE_MONITORS_DIR")]
+    monitors_dir: Option<PathBuf>,
+    /// Where data is kept.
+    #[arg(long = "data-dir", env = "VIGIE_DATA_DIR", default_value = "./data")]
+    data_dir: PathBuf,
+    /// Address of the HTTP listener (API, UI, metrics).
+    #[arg(long, env = "VIGIE_LISTEN", default_value = "0.0.0.0:9090")]
+    listen: String,
+    /// Where targets come from: auto, kubernetes, swarm, files or none.
+    #[arg(long, env = "VIGIE_DISCOVERY", default_value = "auto")]
+    discovery: String,
+    /// How long samples are kept.
+    #[arg(long, env = "VIGIE_RETENTION", default_value = "15d")]
+    retention: String,
+    /// How far back an instant selector looks for a sample.
+    #[arg(long = "query.lookback-delta", env = "VIGIE_QUERY_LOOKBACK_DELTA", default_value = "5m")]
+    lookback_delta: String,
+}
+
+fn duration(flag: &str, s: &str) -> anyhow::Result<std::time::Duration> {
+    vigie::config::PromDuration::parse(s).map(|d| d.0).map_err(|e| anyhow::anyhow!("--{flag}: {e}"))
+}
+
+fn run(args: RunArgs) -> anyhow::Result<()> {
+    let flags: BTreeMap<String, String> = [
+        ("config", args.config.as_ref().map(|p| p.display().to_string()).unwrap_or_default()),
+        ("router-config", args.router_config.as_ref().map(|p| p.display().to_string()).unwrap_or_default()),
+        ("monitors-dir", args.monitors_dir.as_ref().map(|p| p.display().to_string()).unwrap_or_default()),
+        ("data-dir", args.data_dir.display().to_string()),
+        ("listen", args.listen.clone()),
+        ("discovery", args.discovery.clone()),
+        ("retention", args.retention.clone()),
+        ("query.lookback-delta", args.lookback_delta.clone()),
+    ]
+    .into_iter()
+    .map(|(k, v)| (k.to_string(), v))
+    .collect();
+    let opts = vigie::app::RunOptions {
+        retention: duration("retention", &args.retention)?,
+        lookback_delta: duration("query.lookback-delta", &args.lookback_delta)?,
+        config: args.config,
+        router_config: args.router_config,
+        monitors_dir: args.monitors_dir,
+        data_dir: args.data_dir,
+        listen: args.listen,
+        discovery: args.discovery,
+        flags,
+    };
+    let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
+    rt.block_on(vigie::app::run(opts))?;
+    Ok(())
+}
+
+fn check(what: CheckWhat) -> ExitCode {
+    let CheckWhat::Config { files } = what;
+    let mut failed = false;
+    for f in &files {
+        match vigie::config::load_file(f) {
+            Ok(cfg) => println!(
+                "{}: SUCCESS: {} scrape jobs, {} rule files",
+                f.display(),
+                cfg.scrape_jobs.len(),
+                cfg.rule_files.len()
+            ),
+            Err(e) => {
+                eprintln!("{e}");
+                failed = true;
+            }
+        }
+    }
+    if failed { ExitCode::from(1) } else { ExitCode::SUCCESS }
+}
+
+fn main() -> ExitCode {
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    let cli = Cli::parse();
+    let result = match cli.command {
+        None => run(cli.run),
+        Some(Command::Run(args)) => run(args),
+        Some(Command::Check { what }) => return check(what),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            tracing::error!("{e:#}");
+            eprintln!("vigie: {e:#}");
+            ExitCode::from(1)
+        }
+    }
+}

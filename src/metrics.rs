@@ -1,0 +1,153 @@
+//! vigie's own metrics, served at `/metrics` in the OpenMetrics text format.
+//!
+//! Stages record events through [`Metrics`]; the storage's figures are read when
+//! `/metrics` is scraped, by a collector, so the hot append path carries no counters.
+
+use std::sync::Arc;
+
+use prometheus_client::collector::Collector;
+use prometheus_client::encoding::{DescriptorEncoder, EncodeMetric};
+use prometheus_client::metrics::counter::{ConstCounter, Counter};
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::{ConstGauge, Gauge};
+use prometheus_client::registry::Registry;
+
+use crate::tsdb::Head;
+
+type JobLabels = Vec<(String, String)>;
+
+/// Counters and gauges of the running process.
+pub struct Metrics {
+    registry: Registry,
+    scrapes: Family<JobLabels, Counter>,
+    scrape_failures: Family<JobLabels, Counter>,
+    samples_rejected: Family<JobLabels, Counter>,
+    targets: Family<JobLabels, Gauge>,
+    reload_ok: Gauge,
+    reload_ts: Gauge,
+    reloads_total: Counter,
+    reload_failures: Counter,
+}
+
+impl std::fmt::Debug for Metrics {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Metrics")
+    }
+}
+
+struct HeadCollector(Arc<Head>);
+
+impl std::fmt::Debug for HeadCollector {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("HeadCollector")
+    }
+}
+
+impl Collector for HeadCollector {
+    fn encode(&self, mut enc: DescriptorEncoder) -> Result<(), std::fmt::Error> {
+        let s = self.0.stats();
+        let series = ConstGauge::new(s.series as i64);
+        series.encode(enc.encode_descriptor(
+            "vigie_tsdb_head_series",
+            "Series in the head block.",
+            None,
+            series.metric_type(),
+        )?)?;
+        let appended = ConstCounter::new(s.samples_appended);
+        appended.encode(enc.encode_descriptor(
+            "vigie_tsdb_head_samples_appended",
+            "Samples appended to the head.",
+            None,
+            appended.metric_type(),
+        )?)?;
+        let ooo = ConstCounter::new(s.out_of_order);
+        ooo.encode(enc.encode_descriptor(
+            "vigie_tsdb_out_of_order_samples",
+            "Samples rejected as out of order or duplicate.",
+            None,
+            ooo.metric_type(),
+        )?)?;
+        Ok(())
+    }
+}
+
+impl Metrics {
+    pub fn new(head: Arc<Head>) -> Arc<Self> {
+        let mut registry = Registry::default();
+        let build = Family::<JobLabels, Gauge>::default();
+        build.get_or_create(&vec![("version".into(), env!("CARGO_PKG_VERSION").into())]).set(1);
+        registry.register("vigie_build_info", "vigie build information.", build);
+        let m = Metrics {
+            scrapes: Family::default(),
+            scrape_failures: Family::default(),
+            samples_rejected: Family::default(),
+            targets: Family::default(),
+            reload_ok: Gauge::default(),
+            reload_ts: Gauge::default(),
+            reloads_total: Counter::default(),
+            reload_failures: Counter::default(),
+            registry,
+        };
+        let mut m = m;
+        let r = &mut m.registry;
+        r.register("vigie_scrapes", "Scrapes performed, by job.", m.scrapes.clone());
+        r.register("vigie_scrape_failures", "Failed scrapes, by job.", m.scrape_failures.clone());
+        r.register(
+            "vigie_scrape_samples_rejected",
+            "Scraped samples rejected by storage (out of order, duplicate).",
+            m.samples_rejected.clone(),
+        );
+        r.register("vigie_scrape_targets", "Active targets, by job.", m.targets.clone());
+        r.register(
+            "vigie_config_last_reload_successful",
+            "Whether the last configuration reload succeeded.",
+            m.reload_ok.clone(),
+        );
+        r.register(
+            "vigie_config_last_reload_success_timestamp_seconds",
+            "Time of the last successful configuration reload.",
+            m.reload_ts.clone(),
+        );
+        r.register("vigie_config_reloads", "Configuration reload attempts.", m.reloads_total.clone());
+        r.register("vigie_config_reload_failures", "Configuration reloads rejected.", m.reload_failures.clone());
+        r.register_collector(Box::new(HeadCollector(head)));
+        Arc::new(m)
+    }
+
+    fn job(job: &str) -> JobLabels {
+        vec![("job".to_string(), job.to_string())]
+    }
+
+    pub fn record_scrape(&self, job: &str, up: bool, rejected: usize) {
+        let l = Self::job(job);
+        self.scrapes.get_or_create(&l).inc();
+        if !up {
+            self.scrape_failures.get_or_create(&l).inc();
+        }
+        if rejected > 0 {
+            self.samples_rejected.get_or_create(&l).inc_by(rejected as u64);
+        }
+    }
+
+    pub fn set_targets(&self, job: &str, n: usize) {
+        self.targets.get_or_create(&Self::job(job)).set(n as i64);
+    }
+
+    pub fn record_reload(&self, ok: bool, unix_secs: i64) {
+        self.reloads_total.inc();
+        self.reload_ok.set(ok as i64);
+        if ok {
+            self.reload_ts.set(unix_secs);
+        } else {
+            self.reload_failures.inc();
+        }
+    }
+
+    /// The OpenMetrics text of every metric.
+    pub fn encode(&self) -> String {
+        let mut out = String::new();
+        // Encoding into a String cannot fail.
+        let _ = prometheus_client::encoding::text::encode(&mut out, &self.registry);
+        out
+    }
+}

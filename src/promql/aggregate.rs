@@ -1,0 +1,220 @@
+//! Aggregation operators: `sum`, `avg`, `min`, `max`, `count`, `group`, `stddev`,
+//! `stdvar`, `topk`, `bottomk`, `quantile`, `count_values`, with `by` / `without`.
+
+use std::collections::HashMap;
+
+use promql_parser::parser::token::{self, TokenId};
+use promql_parser::parser::{AggregateExpr, LabelModifier};
+
+use super::QueryError;
+use super::eval::Context;
+use super::value::{Sample, Value};
+use crate::model::{Labels, METRIC_NAME};
+
+/// The output labels of a series' group.
+pub fn group_labels(l: &Labels, modifier: &Option<LabelModifier>) -> Labels {
+    match modifier {
+        None => Labels::empty(),
+        Some(LabelModifier::Include(names)) => {
+            let names: Vec<&str> = names.labels.iter().map(String::as_str).collect();
+            l.only(&names)
+        }
+        Some(LabelModifier::Exclude(names)) => {
+            let mut names: Vec<&str> = names.labels.iter().map(String::as_str).collect();
+            names.push(METRIC_NAME);
+            l.without(&names)
+        }
+    }
+}
+
+/// Kahan–Babuška summation, as Prometheus 3 uses for `sum` and `avg`.
+#[derive(Default, Clone, Copy)]
+struct KahanSum {
+    sum: f64,
+    c: f64,
+}
+
+impl KahanSum {
+    fn add(&mut self, v: f64) {
+        let t = self.sum + v;
+        if t.is_infinite() {
+            self.c = 0.0;
+        } else if self.sum.abs() >= v.abs() {
+            self.c += (self.sum - t) + v;
+        } else {
+            self.c += (v - t) + self.sum;
+        }
+        self.sum = t;
+    }
+    fn value(&self) -> f64 {
+        self.sum + self.c
+    }
+}
+
+struct Group {
+    labels: Labels,
+    count: u64,
+    sum: KahanSum,
+    value: f64,
+    // Welford's running mean and M2 for stddev/stdvar.
+    mean: f64,
+    m2: f64,
+    values: Vec<f64>,
+}
+
+pub fn eval(ctx: &Context, a: &AggregateExpr, t: i64) -> Result<Value, QueryError> {
+    let op: TokenId = a.op.id();
+    let input = ctx.vector_arg(&a.expr, t)?;
+    match op {
+        token::T_TOPK | token::T_BOTTOMK => {
+            let k = param_scalar(ctx, a, t)?;
+            return Ok(Value::Vector(top_bottom(input, k, &a.modifier, op == token::T_TOPK)));
+        }
+        token::T_COUNT_VALUES => {
+            let label = match a.param.as_deref().map(|p| ctx.eval(p, t)).transpose()? {
+                Some(Value::String(s)) => s,
+                _ => return Err(QueryError::Execution("count_values needs a string parameter".into())),
+            };
+            return Ok(Value::Vector(count_values(input, &label, &a.modifier)));
+        }
+        _ => {}
+    }
+    let q = if op == token::T_QUANTILE { Some(param_scalar(ctx, a, t)?) } else { None };
+
+    let mut groups: HashMap<Labels, Group> = HashMap::new();
+    let mut order: Vec<Labels> = Vec::new();
+    for s in input {
+        let key = group_labels(&s.labels, &a.modifier);
+        let g = groups.entry(key.clone()).or_insert_with(|| {
+            order.push(key.clone());
+            Group {
+                labels: key,
+                count: 0,
+                sum: KahanSum::default(),
+                value: s.v,
+                mean: 0.0,
+                m2: 0.0,
+                values: Vec::new(),
+            }
+        });
+        g.count += 1;
+        g.sum.add(s.v);
+        match op {
+            token::T_MIN => {
+                if g.value > s.v || g.value.is_nan() {
+                    g.value = s.v
+                }
+            }
+            token::T_MAX => {
+                if g.value < s.v || g.value.is_nan() {
+                    g.value = s.v
+                }
+            }
+            token::T_STDDEV | token::T_STDVAR => {
+                let delta = s.v - g.mean;
+                g.mean += delta / g.count as f64;
+                g.m2 += delta * (s.v - g.mean);
+            }
+            token::T_QUANTILE => g.values.push(s.v),
+            _ => {}
+        }
+    }
+    let mut out = Vec::with_capacity(order.len());
+    for key in order {
+        let g = groups.remove(&key).expect("group recorded in order");
+        let v = match op {
+            token::T_SUM => g.sum.value(),
+            token::T_AVG => g.sum.value() / g.count as f64,
+            token::T_COUNT => g.count as f64,
+            token::T_GROUP => 1.0,
+            token::T_MIN | token::T_MAX => g.value,
+            token::T_STDVAR => g.m2 / g.count as f64,
+            token::T_STDDEV => (g.m2 / g.count as f64).sqrt(),
+            token::T_QUANTILE => quantile(q.unwrap_or(f64::NAN), g.values),
+            _ => {
+                return Err(QueryError::Execution(format!("aggregation {} is not supported yet", a.op)));
+            }
+        };
+        out.push(Sample { labels: g.labels, v });
+    }
+    Ok(Value::Vector(out))
+}
+
+fn param_scalar(ctx: &Context, a: &AggregateExpr, t: i64) -> Result<f64, QueryError> {
+    match &a.param {
+        Some(p) => ctx.scalar_arg(p, t),
+        None => Err(QueryError::Execution(format!("{} needs a parameter", a.op))),
+    }
+}
+
+/// `quantile(φ, …)`: linear interpolation between the closest ranks, as Prometheus.
+pub fn quantile(q: f64, mut values: Vec<f64>) -> f64 {
+    if values.is_empty() || q.is_nan() {
+        return f64::NAN;
+    }
+    if q < 0.0 {
+        return f64::NEG_INFINITY;
+    }
+    if q > 1.0 {
+        return f64::INFINITY;
+    }
+    values.sort_by(|a, b| a.total_cmp(b));
+    let n = values.len() as f64;
+    let rank = q * (n - 1.0);
+    let lower = rank.floor().max(0.0) as usize;
+    let upper = (lower + 1).min(values.len() - 1);
+    let weight = rank - rank.floor();
+    values[lower] * (1.0 - weight) + values[upper] * weight
+}
+
+fn top_bottom(input: Vec<Sample>, k: f64, modifier: &Option<LabelModifier>, top: bool) -> Vec<Sample> {
+    if k < 1.0 || k.is_nan() {
+        return Vec::new();
+    }
+    let k = if k > i64::MAX as f64 { usize::MAX } else { k as usize };
+    let mut groups: HashMap<Labels, Vec<Sample>> = HashMap::new();
+    let mut order = Vec::new();
+    for s in input {
+        let key = group_labels(&s.labels, modifier);
+        groups
+            .entry(key.clone())
+            .or_insert_with(|| {
+                order.push(key);
+                Vec::new()
+            })
+            .push(s);
+    }
+    let mut out = Vec::new();
+    for key in order {
+        let mut g = groups.remove(&key).unwrap_or_default();
+        // NaN sorts last in both directions.
+        g.sort_by(|a, b| {
+            let (x, y) = (a.v, b.v);
+            match (x.is_nan(), y.is_nan()) {
+                (true, true) => std::cmp::Ordering::Equal,
+                (true, false) => std::cmp::Ordering::Greater,
+                (false, true) => std::cmp::Ordering::Less,
+                _ if top => y.total_cmp(&x),
+                _ => x.total_cmp(&y),
+            }
+        });
+        g.truncate(k);
+        out.extend(g);
+    }
+    out
+}
+
+fn count_values(input: Vec<Sample>, label: &str, modifier: &Option<LabelModifier>) -> Vec<Sample> {
+    let mut counts: HashMap<Labels, f64> = HashMap::new();
+    let mut order = Vec::new();
+    for s in input {
+        let mut lb = group_labels(&s.labels, modifier).builder();
+        lb.set(label, super::functions::format_value(s.v));
+        let key = lb.into_labels();
+        *counts.entry(key.clone()).or_insert_with(|| {
+            order.push(key);
+            0.0
+        }) += 1.0;
+    }
+    order.into_iter().map(|l| Sample { v: counts[&l], labels: l }).collect()
+}

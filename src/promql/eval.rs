@@ -1,0 +1,218 @@
+//! Phase two of evaluation: an expression at one timestamp, against preloaded data.
+
+use std::collections::{HashMap, HashSet};
+
+use promql_parser::parser::{Expr, MatrixSelector, SubqueryExpr, VectorSelector};
+
+use super::preload::{self, Loaded, Window};
+use super::value::{RangeSeries, Sample, Value};
+use super::{EngineOptions, Matrix, QueryError, aggregate, binary, functions};
+use crate::model::{Labels, is_stale_nan};
+use crate::tsdb::{Point, Querier};
+
+/// Default subquery resolution (Prometheus uses the global evaluation interval, 1 m).
+const DEFAULT_SUBQUERY_STEP_MS: i64 = 60_000;
+
+pub struct Context {
+    loaded: Loaded,
+    pub(super) w: Window,
+}
+
+/// A range vector with the window it was selected over (rate needs the boundaries).
+pub struct RangeArg {
+    pub series: Vec<RangeSeries>,
+    pub start: i64,
+    pub end: i64,
+}
+
+impl Context {
+    pub fn new(
+        expr: &Expr,
+        q: &dyn Querier,
+        opts: &EngineOptions,
+        start: i64,
+        end: i64,
+        _step: i64,
+    ) -> Result<Self, QueryError> {
+        let w = Window {
+            query_start: start,
+            query_end: end,
+            lookback: opts.lookback_delta.as_millis() as i64,
+            default_step: DEFAULT_SUBQUERY_STEP_MS,
+        };
+        let loaded = preload::preload(expr, q, &w, start, end)?;
+        Ok(Context { loaded, w })
+    }
+
+    pub fn eval_instant(&self, expr: &Expr, t: i64) -> Result<Value, QueryError> {
+        let v = self.eval(expr, t)?;
+        if let Value::Vector(s) = &v {
+            check_unique(s)?;
+        }
+        Ok(v)
+    }
+
+    pub fn eval_range(&self, expr: &Expr, start: i64, end: i64, step: i64) -> Result<Matrix, QueryError> {
+        let mut by_labels: HashMap<Labels, Vec<Point>> = HashMap::new();
+        let mut t = start;
+        while t <= end {
+            match self.eval(expr, t)? {
+                Value::Scalar(v) => by_labels.entry(Labels::empty()).or_default().push(Point { t, v }),
+                Value::Vector(samples) => {
+                    check_unique(&samples)?;
+                    for s in samples {
+                        by_labels.entry(s.labels).or_default().push(Point { t, v: s.v });
+                    }
+                }
+                other => {
+                    return Err(QueryError::Execution(format!(
+                        "invalid expression type {:?} for range query",
+                        other.type_name()
+                    )));
+                }
+            }
+            t += step;
+        }
+        let mut out: Matrix = by_labels.into_iter().map(|(labels, points)| RangeSeries { labels, points }).collect();
+        out.sort_by(|a, b| a.labels.cmp(&b.labels));
+        Ok(out)
+    }
+
+    pub fn eval(&self, expr: &Expr, t: i64) -> Result<Value, QueryError> {
+        match expr {
+            Expr::NumberLiteral(n) => Ok(Value::Scalar(n.val)),
+            Expr::StringLiteral(s) => Ok(Value::String(s.val.clone())),
+            Expr::Paren(p) => self.eval(&p.expr, t),
+            Expr::VectorSelector(vs) => Ok(Value::Vector(self.vector_selector(vs, t))),
+            Expr::MatrixSelector(ms) => Ok(Value::Matrix(self.matrix_selector(ms, t).series)),
+            Expr::Subquery(sq) => Ok(Value::Matrix(self.subquery(sq, t)?.series)),
+            Expr::Unary(u) => match self.eval(&u.expr, t)? {
+                Value::Scalar(v) => Ok(Value::Scalar(-v)),
+                Value::Vector(v) => {
+                    Ok(Value::Vector(v.into_iter().map(|s| Sample { labels: drop_name(&s.labels), v: -s.v }).collect()))
+                }
+                other => Err(QueryError::Execution(format!("unary minus on {}", other.type_name()))),
+            },
+            Expr::Binary(b) => binary::eval(self, b, t),
+            Expr::Aggregate(a) => aggregate::eval(self, a, t),
+            Expr::Call(c) => functions::eval(self, c, t),
+            Expr::Extension(_) => Err(QueryError::Execution("extension expressions are not supported".into())),
+        }
+    }
+
+    /// The evaluation time of a selector after `@` and `offset`.
+    fn effective_time(&self, vs: &VectorSelector, t: i64) -> i64 {
+        preload::at_ms(&vs.at, &self.w).unwrap_or(t) - preload::offset_ms(&vs.offset)
+    }
+
+    pub fn vector_selector(&self, vs: &VectorSelector, t: i64) -> Vec<Sample> {
+        let ts = self.effective_time(vs, t);
+        let Some(series) = self.loaded.get(&preload::key(vs)) else {
+            return Vec::new();
+        };
+        series
+            .iter()
+            .filter_map(|s| {
+                let i = s.points.partition_point(|p| p.t <= ts);
+                let p = s.points.get(i.checked_sub(1)?)?;
+                (p.t > ts - self.w.lookback && !is_stale_nan(p.v)).then(|| Sample { labels: s.labels.clone(), v: p.v })
+            })
+            .collect()
+    }
+
+    /// Samples in the left-open window `(t - range, t]`, stale markers removed.
+    pub fn matrix_selector(&self, ms: &MatrixSelector, t: i64) -> RangeArg {
+        let end = self.effective_time(&ms.vs, t);
+        let start = end - ms.range.as_millis() as i64;
+        let series = self
+            .loaded
+            .get(&preload::key(&ms.vs))
+            .map(|all| {
+                all.iter()
+                    .filter_map(|s| {
+                        let lo = s.points.partition_point(|p| p.t <= start);
+                        let hi = s.points.partition_point(|p| p.t <= end);
+                        let points: Vec<Point> =
+                            s.points[lo..hi.max(lo)].iter().copied().filter(|p| !is_stale_nan(p.v)).collect();
+                        (!points.is_empty()).then(|| RangeSeries { labels: s.labels.clone(), points })
+                    })
+                    .collect()
+            })
+            .unwrap_or_default();
+        RangeArg { series, start, end }
+    }
+
+    /// Evaluates the inner expression at each subquery step inside `(t - range, t]`.
+    pub fn subquery(&self, sq: &SubqueryExpr, t: i64) -> Result<RangeArg, QueryError> {
+        let end = preload::at_ms(&sq.at, &self.w).unwrap_or(t) - preload::offset_ms(&sq.offset);
+        let range = sq.range.as_millis() as i64;
+        let step = sq.step.map(|d| d.as_millis() as i64).filter(|s| *s > 0).unwrap_or(self.w.default_step);
+        let start = end - range;
+        // Steps are aligned to multiples of the resolution, as Prometheus does.
+        let mut ts = start.div_euclid(step) * step;
+        if ts <= start {
+            ts += step;
+        }
+        let mut by_labels: HashMap<Labels, Vec<Point>> = HashMap::new();
+        while ts <= end {
+            match self.eval(&sq.expr, ts)? {
+                Value::Scalar(v) => by_labels.entry(Labels::empty()).or_default().push(Point { t: ts, v }),
+                Value::Vector(samples) => {
+                    for s in samples {
+                        by_labels.entry(s.labels).or_default().push(Point { t: ts, v: s.v });
+                    }
+                }
+                other => return Err(QueryError::Execution(format!("subquery over {}", other.type_name()))),
+            }
+            ts += step;
+        }
+        let mut series: Vec<RangeSeries> =
+            by_labels.into_iter().map(|(labels, points)| RangeSeries { labels, points }).collect();
+        series.sort_by(|a, b| a.labels.cmp(&b.labels));
+        Ok(RangeArg { series, start, end })
+    }
+
+    /// Evaluates an argument that must be a range vector.
+    pub fn range_arg(&self, expr: &Expr, t: i64) -> Result<RangeArg, QueryError> {
+        match expr {
+            Expr::MatrixSelector(ms) => Ok(self.matrix_selector(ms, t)),
+            Expr::Subquery(sq) => self.subquery(sq, t),
+            Expr::Paren(p) => self.range_arg(&p.expr, t),
+            _ => Err(QueryError::Execution("expected a range vector argument".into())),
+        }
+    }
+
+    pub fn vector_arg(&self, expr: &Expr, t: i64) -> Result<Vec<Sample>, QueryError> {
+        match self.eval(expr, t)? {
+            Value::Vector(v) => Ok(v),
+            other => Err(QueryError::Execution(format!("expected instant vector, got {}", other.type_name()))),
+        }
+    }
+
+    pub fn scalar_arg(&self, expr: &Expr, t: i64) -> Result<f64, QueryError> {
+        match self.eval(expr, t)? {
+            Value::Scalar(v) => Ok(v),
+            other => Err(QueryError::Execution(format!("expected scalar, got {}", other.type_name()))),
+        }
+    }
+}
+
+/// Labels without `__name__`.
+pub fn drop_name(l: &Labels) -> Labels {
+    l.without(&[crate::model::METRIC_NAME])
+}
+
+/// Prometheus rejects vectors where two elements have the same labels (e.g. after a
+/// function dropped the metric names).
+pub fn check_unique(v: &[Sample]) -> Result<(), QueryError> {
+    if v.len() < 2 {
+        return Ok(());
+    }
+    let mut seen = HashSet::with_capacity(v.len());
+    for s in v {
+        if !seen.insert(&s.labels) {
+            return Err(QueryError::Execution("vector cannot contain metrics with the same labelset".into()));
+        }
+    }
+    Ok(())
+}

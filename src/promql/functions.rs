@@ -1,0 +1,169 @@
+//! PromQL functions. Range functions receive the series of their range argument with the
+//! window boundaries; the rate family extrapolates exactly as Prometheus 3's
+//! `extrapolatedRate` (`promql/functions.go`).
+
+use promql_parser::parser::{Call, Expr};
+
+use super::QueryError;
+use super::eval::{Context, RangeArg, check_unique, drop_name};
+use super::value::{Sample, Value};
+use crate::model::Labels;
+use crate::tsdb::Point;
+
+pub use super::value::format_value;
+
+pub fn eval(ctx: &Context, call: &Call, t: i64) -> Result<Value, QueryError> {
+    let name = call.func.name;
+    let args: Vec<&Expr> = call.args.args.iter().map(|b| b.as_ref()).collect();
+    let out = match name {
+        "rate" => range_fn(ctx, &args, t, |r, s, e| extrapolated(r, s, e, true, true))?,
+        "increase" => range_fn(ctx, &args, t, |r, s, e| extrapolated(r, s, e, true, false))?,
+        "delta" => range_fn(ctx, &args, t, |r, s, e| extrapolated(r, s, e, false, false))?,
+        "irate" => range_fn(ctx, &args, t, |r, _, _| instant_delta(r, true))?,
+        "idelta" => range_fn(ctx, &args, t, |r, _, _| instant_delta(r, false))?,
+        "sum_over_time" => range_fn(ctx, &args, t, |r, _, _| Some(r.iter().map(|p| p.v).sum()))?,
+        "count_over_time" => range_fn(ctx, &args, t, |r, _, _| Some(r.len() as f64))?,
+        "avg_over_time" => {
+            range_fn(ctx, &args, t, |r, _, _| Some(r.iter().map(|p| p.v).sum::<f64>() / r.len() as f64))?
+        }
+        "min_over_time" => range_fn(ctx, &args, t, |r, _, _| fold_nan_aware(r, |a, b| b < a))?,
+        "max_over_time" => range_fn(ctx, &args, t, |r, _, _| fold_nan_aware(r, |a, b| b > a))?,
+        "last_over_time" => return keep_name_range(ctx, &args, t, |r| r.last().map(|p| p.v)),
+        "present_over_time" => range_fn(ctx, &args, t, |_, _, _| Some(1.0))?,
+        "time" => return Ok(Value::Scalar(t as f64 / 1000.0)),
+        "vector" => {
+            let v = ctx.scalar_arg(args[0], t)?;
+            return Ok(Value::Vector(vec![Sample { labels: Labels::empty(), v }]));
+        }
+        "scalar" => {
+            let v = ctx.vector_arg(args[0], t)?;
+            return Ok(Value::Scalar(if v.len() == 1 { v[0].v } else { f64::NAN }));
+        }
+        "abs" => math(ctx, &args, t, f64::abs)?,
+        "ceil" => math(ctx, &args, t, f64::ceil)?,
+        "floor" => math(ctx, &args, t, f64::floor)?,
+        "exp" => math(ctx, &args, t, f64::exp)?,
+        "sqrt" => math(ctx, &args, t, f64::sqrt)?,
+        "ln" => math(ctx, &args, t, f64::ln)?,
+        "log2" => math(ctx, &args, t, f64::log2)?,
+        "log10" => math(ctx, &args, t, f64::log10)?,
+        "sgn" => math(ctx, &args, t, |v| {
+            if v > 0.0 {
+                1.0
+            } else if v < 0.0 {
+                -1.0
+            } else {
+                v
+            }
+        })?,
+        other => return Err(QueryError::Execution(format!("function {other:?} is not supported yet"))),
+    };
+    check_unique(&out)?;
+    Ok(Value::Vector(out))
+}
+
+fn range_fn(
+    ctx: &Context,
+    args: &[&Expr],
+    t: i64,
+    f: impl Fn(&[Point], i64, i64) -> Option<f64>,
+) -> Result<Vec<Sample>, QueryError> {
+    let RangeArg { series, start, end } = ctx.range_arg(args[0], t)?;
+    Ok(series
+        .into_iter()
+        .filter_map(|s| f(&s.points, start, end).map(|v| Sample { labels: drop_name(&s.labels), v }))
+        .collect())
+}
+
+fn keep_name_range(
+    ctx: &Context,
+    args: &[&Expr],
+    t: i64,
+    f: impl Fn(&[Point]) -> Option<f64>,
+) -> Result<Value, QueryError> {
+    let RangeArg { series, .. } = ctx.range_arg(args[0], t)?;
+    Ok(Value::Vector(series.into_iter().filter_map(|s| f(&s.points).map(|v| Sample { labels: s.labels, v })).collect()))
+}
+
+fn math(ctx: &Context, args: &[&Expr], t: i64, f: impl Fn(f64) -> f64) -> Result<Vec<Sample>, QueryError> {
+    Ok(ctx.vector_arg(args[0], t)?.into_iter().map(|s| Sample { labels: drop_name(&s.labels), v: f(s.v) }).collect())
+}
+
+fn fold_nan_aware(r: &[Point], better: impl Fn(f64, f64) -> bool) -> Option<f64> {
+    let mut it = r.iter().map(|p| p.v);
+    let mut acc = it.next()?;
+    for v in it {
+        if better(acc, v) || acc.is_nan() {
+            acc = v;
+        }
+    }
+    Some(acc)
+}
+
+/// `rate`, `increase` and `delta`: the change over the window, extrapolated towards the
+/// window's edges when the samples stop short of them (Prometheus 3 semantics).
+pub fn extrapolated(
+    points: &[Point],
+    range_start: i64,
+    range_end: i64,
+    is_counter: bool,
+    is_rate: bool,
+) -> Option<f64> {
+    if points.len() < 2 {
+        return None;
+    }
+    let first = points[0];
+    let last = points[points.len() - 1];
+    let mut result = last.v - first.v;
+    if is_counter {
+        let mut prev = first.v;
+        for p in &points[1..] {
+            if p.v < prev {
+                result += prev;
+            }
+            prev = p.v;
+        }
+    }
+    let secs = |ms: i64| ms as f64 / 1000.0;
+    let sampled = secs(last.t - first.t);
+    let mut to_start = secs(first.t - range_start);
+    let mut to_end = secs(range_end - last.t);
+    let avg_between = sampled / (points.len() - 1) as f64;
+    // A counter cannot go below zero: do not extrapolate past the point where it would be 0.
+    if is_counter && result > 0.0 && first.v >= 0.0 {
+        let to_zero = sampled * (first.v / result);
+        if to_zero < to_start {
+            to_start = to_zero;
+        }
+    }
+    let threshold = avg_between * 1.1;
+    if to_start >= threshold {
+        to_start = avg_between / 2.0;
+    }
+    if to_end >= threshold {
+        to_end = avg_between / 2.0;
+    }
+    let mut factor = (sampled + to_start + to_end) / sampled;
+    if is_rate {
+        factor /= secs(range_end - range_start);
+    }
+    Some(result * factor)
+}
+
+/// `irate` and `idelta`: from the last two samples only.
+pub fn instant_delta(points: &[Point], is_rate: bool) -> Option<f64> {
+    if points.len() < 2 {
+        return None;
+    }
+    let last = points[points.len() - 1];
+    let prev = points[points.len() - 2];
+    let mut v = if is_rate && last.v < prev.v { last.v } else { last.v - prev.v };
+    if is_rate {
+        let dt = (last.t - prev.t) as f64 / 1000.0;
+        if dt == 0.0 {
+            return None;
+        }
+        v /= dt;
+    }
+    Some(v)
+}

@@ -1,0 +1,116 @@
+//! PromQL: parses queries with `promql-parser` and evaluates them over a [`Querier`].
+//!
+//! Evaluation is in two phases. First every selector's samples are loaded once for the
+//! whole query range ([`preload`]), then the expression is evaluated step by step against
+//! that in-memory data, so a range query touches storage once per selector, not per step.
+
+mod aggregate;
+mod binary;
+mod eval;
+mod functions;
+mod preload;
+mod value;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+pub use value::{RangeSeries, Sample, Value, format_value};
+
+use crate::tsdb::Querier;
+
+/// Why a query failed. The API maps `Parse` to `bad_data` (HTTP 400) and the rest to
+/// `execution` (HTTP 422), like Prometheus.
+#[derive(Debug, thiserror::Error)]
+pub enum QueryError {
+    #[error("{0}")]
+    Parse(String),
+    #[error("{0}")]
+    Execution(String),
+}
+
+/// Settings that shape evaluation.
+#[derive(Clone, Debug)]
+pub struct EngineOptions {
+    /// How far back an instant selector looks for the latest sample (5 m by default).
+    pub lookback_delta: Duration,
+}
+
+impl Default for EngineOptions {
+    fn default() -> Self {
+        EngineOptions { lookback_delta: Duration::from_secs(300) }
+    }
+}
+
+/// A query engine over one storage.
+#[derive(Clone)]
+pub struct Engine {
+    querier: Arc<dyn Querier>,
+    opts: EngineOptions,
+}
+
+/// The result of a range query: one series per label set, points at each step.
+pub type Matrix = Vec<RangeSeries>;
+
+impl Engine {
+    pub fn new(querier: Arc<dyn Querier>, opts: EngineOptions) -> Self {
+        Engine { querier, opts }
+    }
+
+    /// Parses a query; the error text is Prometheus-shaped (`parse error: …`).
+    pub fn parse(query: &str) -> Result<promql_parser::parser::Expr, QueryError> {
+        promql_parser::parser::parse(query).map_err(|e| QueryError::Parse(format!("parse error: {e}")))
+    }
+
+    /// Evaluates `query` at `t` (milliseconds).
+    pub fn instant(&self, query: &str, t: i64) -> Result<Value, QueryError> {
+        let expr = Self::parse(query)?;
+        let ctx = eval::Context::new(&expr, self.querier.as_ref(), &self.opts, t, t, 0)?;
+        ctx.eval_instant(&expr, t)
+    }
+
+    /// Evaluates `query` at every `step` from `start` to `end` (milliseconds, inclusive).
+    pub fn range(&self, query: &str, start: i64, end: i64, step: i64) -> Result<Matrix, QueryError> {
+        let expr = Self::parse(query)?;
+        if step <= 0 {
+            return Err(QueryError::Parse(
+                "zero or negative query resolution step widths are not accepted. Try a positive integer".into(),
+            ));
+        }
+        if end < start {
+            return Err(QueryError::Parse("end timestamp must not be before start time".into()));
+        }
+        use promql_parser::parser::value::ValueType;
+        match expr.value_type() {
+            ValueType::Vector | ValueType::Scalar => {}
+            other => {
+                return Err(QueryError::Parse(format!(
+                    "invalid expression type \"{}\" for range query, must be Scalar or instant Vector",
+                    type_name(other)
+                )));
+            }
+        }
+        let ctx = eval::Context::new(&expr, self.querier.as_ref(), &self.opts, start, end, step)?;
+        ctx.eval_range(&expr, start, end, step)
+    }
+}
+
+fn type_name(t: promql_parser::parser::value::ValueType) -> &'static str {
+    use promql_parser::parser::value::ValueType;
+    match t {
+        ValueType::Vector => "vector",
+        ValueType::Scalar => "scalar",
+        ValueType::Matrix => "range vector",
+        ValueType::String => "string",
+    }
+}
+
+#[cfg(test)]
+mod tests;
+
+/// Parses a series selector (`match[]` of the series and labels APIs) into storage matchers.
+pub fn selector_matchers(selector: &str) -> Result<Vec<crate::tsdb::Matcher>, QueryError> {
+    match Engine::parse(selector)? {
+        promql_parser::parser::Expr::VectorSelector(vs) => preload::matchers(&vs),
+        _ => Err(QueryError::Parse(format!("{selector:?} is not a series selector"))),
+    }
+}

@@ -1,0 +1,206 @@
+//! Turning one scraped page into stored samples: parse, merge target labels, metric
+//! relabeling, limits, staleness markers. Pure logic over an [`Appender`], so it is tested
+//! without HTTP.
+//!
+//! The [`ScrapeCache`] maps the exact bytes of a series as the target wrote it to the
+//! series it became, so a steady-state scrape does no label parsing or relabeling at all.
+
+use std::collections::{HashMap, HashSet};
+
+use super::parse::{Entry, Format, Parser};
+use crate::config::ScrapeJob;
+use crate::model::{Labels, LabelsBuilder, METRIC_NAME, stale_nan};
+use crate::relabel;
+use crate::tsdb::{Appender, SeriesRef};
+
+/// Why a page was not stored. The scrape counts as failed (`up` 0).
+#[derive(Debug, thiserror::Error, PartialEq)]
+pub enum AppendError {
+    #[error("{0}")]
+    Parse(String),
+    #[error("sample limit exceeded")]
+    SampleLimit,
+    #[error("label_limit exceeded (metric: {metric}, number of labels: {count}, limit: {limit})")]
+    LabelLimit { metric: String, count: usize, limit: u64 },
+    #[error("label_name_length_limit exceeded (metric: {metric}, label name: {name}, length: {len}, limit: {limit})")]
+    LabelNameLength { metric: String, name: String, len: usize, limit: u64 },
+    #[error(
+        "label_value_length_limit exceeded (metric: {metric}, label name: {name}, value: {value:?}, length: {len}, limit: {limit})"
+    )]
+    LabelValueLength { metric: String, name: String, value: String, len: usize, limit: u64 },
+}
+
+#[derive(Clone, Copy)]
+enum CacheEntry {
+    /// The series after relabeling; `explicit_ts` when the page gave it a timestamp.
+    Series { r: SeriesRef, seen: u64 },
+    /// Metric relabeling dropped it.
+    Dropped { seen: u64 },
+}
+
+/// Per-target memory across scrapes.
+#[derive(Default)]
+pub struct ScrapeCache {
+    entries: HashMap<Box<[u8]>, CacheEntry>,
+    /// Series written by the previous successful scrape (for staleness markers).
+    previous: HashSet<SeriesRef>,
+    iteration: u64,
+}
+
+/// Counts for the synthetic `scrape_*` series.
+#[derive(Debug, Default, Clone, PartialEq)]
+pub struct PageStats {
+    pub scraped: u64,
+    pub post_relabel: u64,
+    pub series_added: u64,
+}
+
+/// How a page is turned into samples.
+pub struct PageSettings<'a> {
+    pub job: &'a ScrapeJob,
+    pub target_labels: &'a Labels,
+}
+
+impl ScrapeCache {
+    /// Appends one page at timestamp `t`; on error nothing of the page is kept in `app`'s
+    /// batch except stale markers (the caller should roll back and call [`Self::mark_all_stale`]).
+    pub fn append_page(
+        &mut self,
+        app: &mut impl Appender,
+        s: &PageSettings,
+        body: &[u8],
+        format: Format,
+        t: i64,
+    ) -> Result<PageStats, AppendError> {
+        self.iteration += 1;
+        let iter = self.iteration;
+        let job = s.job;
+        let mut stats = PageStats::default();
+        let mut current: HashSet<SeriesRef> = HashSet::with_capacity(self.previous.len());
+        let mut batch: Vec<(SeriesRef, i64, f64)> = Vec::with_capacity(self.previous.len());
+        let mut parser = Parser::new(body, format);
+        loop {
+            let entry = match parser.next() {
+                Ok(Some(e)) => e,
+                Ok(None) => break,
+                Err(e) => return Err(AppendError::Parse(e.to_string())),
+            };
+            let Entry::Sample(sample) = entry else { continue };
+            stats.scraped += 1;
+            let ts = match sample.timestamp_ms {
+                Some(ts) if job.honor_timestamps => Some(ts),
+                _ => None,
+            };
+            let r = match self.entries.get_mut(sample.series) {
+                Some(CacheEntry::Series { r, seen }) => {
+                    *seen = iter;
+                    *r
+                }
+                Some(CacheEntry::Dropped { seen }) => {
+                    *seen = iter;
+                    continue;
+                }
+                None => {
+                    let mut lb = LabelsBuilder::new();
+                    lb.set(METRIC_NAME, sample.name);
+                    for (n, v) in sample.labels() {
+                        lb.set(n.into_owned(), v.into_owned());
+                    }
+                    merge_target_labels(&mut lb, s.target_labels, job.honor_labels);
+                    if !relabel::process(&job.metric_relabel, &mut lb) {
+                        self.entries.insert(sample.series.into(), CacheEntry::Dropped { seen: iter });
+                        continue;
+                    }
+                    let labels = lb.into_labels();
+                    check_label_limits(job, &labels)?;
+                    let r = app.series_ref(&labels);
+                    stats.series_added += 1;
+                    self.entries.insert(sample.series.into(), CacheEntry::Series { r, seen: iter });
+                    r
+                }
+            };
+            stats.post_relabel += 1;
+            if job.sample_limit > 0 && stats.post_relabel > job.sample_limit {
+                return Err(AppendError::SampleLimit);
+            }
+            // Series with their own timestamps are not tracked for staleness (Prometheus default).
+            if ts.is_none() || job.track_timestamps_staleness {
+                current.insert(r);
+            }
+            batch.push((r, ts.unwrap_or(t), sample.value));
+        }
+        for (r, ts, v) in batch {
+            app.append(r, ts, v);
+        }
+        for gone in self.previous.difference(&current) {
+            app.append(*gone, t, stale_nan());
+        }
+        self.previous = current;
+        if self.entries.len() > stats.scraped as usize * 2 + 16 {
+            self.entries.retain(|_, e| match e {
+                CacheEntry::Series { seen, .. } | CacheEntry::Dropped { seen } => *seen == iter,
+            });
+        }
+        Ok(stats)
+    }
+
+    /// Writes stale markers for every series of the last successful scrape (failed scrape
+    /// or target removal).
+    pub fn mark_all_stale(&mut self, app: &mut impl Appender, t: i64) {
+        for r in self.previous.drain() {
+            app.append(r, t, stale_nan());
+        }
+    }
+}
+
+/// Adds the target's labels to a scraped series (`mutateSampleLabels`): with
+/// `honor_labels` the scraped labels win; otherwise target labels win and clashing scraped
+/// labels are renamed `exported_<name>` (repeatedly, if that exists too).
+pub fn merge_target_labels(lb: &mut LabelsBuilder, target: &Labels, honor_labels: bool) {
+    if honor_labels {
+        for l in target {
+            lb.set_if_absent(&l.name, l.value.clone());
+        }
+        return;
+    }
+    for l in target {
+        if let Some(existing) = lb.get(&l.name).map(str::to_string) {
+            let mut name = format!("exported_{}", l.name);
+            while lb.get(&name).is_some() {
+                name = format!("exported_{name}");
+            }
+            lb.set(name, existing);
+        }
+        lb.set(l.name.clone(), l.value.clone());
+    }
+}
+
+fn check_label_limits(job: &ScrapeJob, labels: &Labels) -> Result<(), AppendError> {
+    let metric = || labels.metric_name().unwrap_or("").to_string();
+    if job.label_limit > 0 && labels.len() as u64 > job.label_limit {
+        return Err(AppendError::LabelLimit { metric: metric(), count: labels.len(), limit: job.label_limit });
+    }
+    for l in labels {
+        if job.label_name_length_limit > 0 && l.name.len() as u64 > job.label_name_length_limit {
+            return Err(AppendError::LabelNameLength {
+                metric: metric(),
+                name: l.name.clone(),
+                len: l.name.len(),
+                limit: job.label_name_length_limit,
+            });
+        }
+        if job.label_value_length_limit > 0 && l.value.len() as u64 > job.label_value_length_limit {
+            return Err(AppendError::LabelValueLength {
+                metric: metric(),
+                name: l.name.clone(),
+                value: l.value.clone(),
+                len: l.value.len(),
+                limit: job.label_value_length_limit,
+            });
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests;

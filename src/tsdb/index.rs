@@ -1,0 +1,107 @@
+//! The head's inverted index: label name → value → sorted series refs.
+//!
+//! Series refs are handed out in increasing order and never reused, so appending a new ref
+//! keeps every postings list sorted without a sort.
+
+use std::collections::HashMap;
+
+use super::{MatchKind, Matcher, SeriesRef};
+use crate::model::Labels;
+
+#[derive(Default)]
+pub struct Postings {
+    by_label: HashMap<String, HashMap<String, Vec<SeriesRef>>>,
+}
+
+impl Postings {
+    pub fn add(&mut self, r: SeriesRef, labels: &Labels) {
+        for l in labels {
+            self.by_label.entry(l.name.clone()).or_default().entry(l.value.clone()).or_default().push(r);
+        }
+    }
+
+    pub fn label_names(&self) -> impl Iterator<Item = &String> {
+        self.by_label.keys()
+    }
+
+    pub fn label_values(&self, name: &str) -> impl Iterator<Item = &String> {
+        self.by_label.get(name).into_iter().flat_map(|m| m.keys())
+    }
+
+    /// Candidate refs for the matchers that cannot match an absent label, intersected;
+    /// `None` when every matcher also matches the empty value (the caller must scan).
+    /// The result still has to be filtered by the remaining matchers.
+    pub fn candidates(&self, matchers: &[Matcher]) -> Option<Vec<SeriesRef>> {
+        let mut lists: Vec<Vec<SeriesRef>> = Vec::new();
+        for m in matchers.iter().filter(|m| !m.matches_empty()) {
+            let Some(values) = self.by_label.get(&m.name) else {
+                return Some(Vec::new());
+            };
+            let list = match &m.kind {
+                MatchKind::Equal(v) => values.get(v).cloned().unwrap_or_default(),
+                _ => {
+                    let parts: Vec<&Vec<SeriesRef>> =
+                        values.iter().filter(|(v, _)| m.matches(v)).map(|(_, refs)| refs).collect();
+                    merge_union(&parts)
+                }
+            };
+            if list.is_empty() {
+                return Some(Vec::new());
+            }
+            lists.push(list);
+        }
+        if lists.is_empty() {
+            return None;
+        }
+        lists.sort_by_key(Vec::len);
+        let mut acc = lists.swap_remove(0);
+        for l in &lists {
+            acc = intersect(&acc, l);
+            if acc.is_empty() {
+                break;
+            }
+        }
+        Some(acc)
+    }
+}
+
+fn intersect(a: &[SeriesRef], b: &[SeriesRef]) -> Vec<SeriesRef> {
+    let (mut i, mut j) = (0, 0);
+    let mut out = Vec::with_capacity(a.len().min(b.len()));
+    while i < a.len() && j < b.len() {
+        match a[i].cmp(&b[j]) {
+            std::cmp::Ordering::Less => i += 1,
+            std::cmp::Ordering::Greater => j += 1,
+            std::cmp::Ordering::Equal => {
+                out.push(a[i]);
+                i += 1;
+                j += 1;
+            }
+        }
+    }
+    out
+}
+
+fn merge_union(parts: &[&Vec<SeriesRef>]) -> Vec<SeriesRef> {
+    match parts {
+        [] => Vec::new(),
+        [one] => (*one).clone(),
+        _ => {
+            let mut all: Vec<SeriesRef> = parts.iter().flat_map(|p| p.iter().copied()).collect();
+            all.sort_unstable();
+            all.dedup();
+            all
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn intersect_and_union() {
+        assert_eq!(intersect(&[1, 2, 3, 5], &[2, 5, 7]), vec![2, 5]);
+        assert_eq!(merge_union(&[&vec![1, 4], &vec![2, 4]]), vec![1, 2, 4]);
+    }
+}

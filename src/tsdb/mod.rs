@@ -1,0 +1,78 @@
+//! Storage: where scraped samples go and where PromQL reads them.
+//!
+//! Two narrow interfaces separate the stages: scrapers write through an [`Appender`]
+//! (buffered, applied on `commit`, so a failed scrape leaves nothing behind) and the query
+//! engine reads through a [`Querier`]. The current engine is the in-memory [`Head`] with a
+//! label index; the storage-engine issue makes it durable behind the same interfaces.
+
+mod head;
+mod index;
+mod matcher;
+
+pub use head::{Head, HeadAppender, HeadStats};
+pub use matcher::{MatchKind, Matcher, MatcherError};
+
+use crate::model::Labels;
+
+/// Identifies a series inside one [`Head`]; stable for the life of the process.
+pub type SeriesRef = u64;
+
+/// One sample: a millisecond timestamp and a float value.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct Point {
+    pub t: i64,
+    pub v: f64,
+}
+
+/// A series with the samples a query asked for.
+#[derive(Clone, Debug, PartialEq)]
+pub struct SeriesData {
+    pub labels: Labels,
+    pub points: Vec<Point>,
+}
+
+/// Why a sample was not stored.
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum AppendError {
+    #[error("out of order sample")]
+    OutOfOrder,
+    #[error("duplicate sample for timestamp")]
+    DuplicateTimestamp,
+    #[error("out of bounds")]
+    OutOfBounds,
+    #[error("unknown series ref {0}")]
+    UnknownRef(SeriesRef),
+}
+
+/// Buffered writes. Nothing is visible to queries before `commit`.
+pub trait Appender {
+    /// Resolves (creating if needed) the series for `labels`.
+    fn series_ref(&mut self, labels: &Labels) -> SeriesRef;
+    /// Queues a sample for a series obtained from `series_ref`.
+    fn append(&mut self, series: SeriesRef, t: i64, v: f64);
+    /// Applies the queued samples; returns how many were rejected and why (first error).
+    fn commit(self) -> CommitResult;
+    /// Drops the queued samples.
+    fn rollback(self);
+}
+
+/// What a commit did.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct CommitResult {
+    pub appended: usize,
+    pub out_of_order: usize,
+    pub duplicates: usize,
+}
+
+/// Read access for the query engine and the API.
+pub trait Querier: Send + Sync {
+    /// Series matching all `matchers` with their samples in `[mint, maxt]` (inclusive);
+    /// series without samples in the range are left out.
+    fn select(&self, matchers: &[Matcher], mint: i64, maxt: i64) -> Vec<SeriesData>;
+    /// Label sets of the series matching `matchers` that have samples in `[mint, maxt]`.
+    fn series(&self, matchers: &[Matcher], mint: i64, maxt: i64) -> Vec<Labels>;
+    /// Label names in use (restricted to series matching `matchers` when given), sorted.
+    fn label_names(&self, matchers: &[Matcher], mint: i64, maxt: i64) -> Vec<String>;
+    /// Values of label `name` (restricted by `matchers` when given), sorted.
+    fn label_values(&self, name: &str, matchers: &[Matcher], mint: i64, maxt: i64) -> Vec<String>;
+}

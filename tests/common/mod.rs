@@ -1,0 +1,174 @@
+//! Shared helpers for the end-to-end tests: free loopback ports, child processes that are
+//! killed when dropped, a minimal HTTP client, and polling with a deadline.
+#![allow(dead_code)]
+
+use std::io::{Read, Write};
+use std::net::{TcpListener, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+/// A loopback port that was free a moment ago.
+pub fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+}
+
+/// Finds an external program the test needs, or fails with the install hint.
+pub fn require(program: &str, package: &str) -> PathBuf {
+    for dir in std::env::var("PATH").unwrap_or_default().split(':') {
+        let p = Path::new(dir).join(program);
+        if p.is_file() {
+            return p;
+        }
+    }
+    panic!("{program} not found: install the Debian package {package} (.ci/run does)");
+}
+
+/// A child process killed on drop, with its stderr kept in a file for failure messages.
+pub struct Proc {
+    pub child: Child,
+    pub name: String,
+    pub log: PathBuf,
+}
+
+impl Proc {
+    pub fn spawn(name: &str, cmd: &mut Command, dir: &Path) -> Proc {
+        let log = dir.join(format!("{name}.log"));
+        let f = std::fs::File::create(&log).unwrap();
+        let child = cmd.stdout(Stdio::null()).stderr(f).spawn().unwrap_or_else(|e| panic!("starting {name}: {e}"));
+        Proc { child, name: name.into(), log }
+    }
+
+    pub fn log_text(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+
+    /// Sends a signal (e.g. "HUP") with kill(1).
+    pub fn signal(&self, sig: &str) {
+        let st = Command::new("kill").arg(format!("-{sig}")).arg(self.child.id().to_string()).status().unwrap();
+        assert!(st.success());
+    }
+}
+
+impl Drop for Proc {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// A plain HTTP/1.1 response.
+#[derive(Debug)]
+pub struct Resp {
+    pub status: u16,
+    pub body: String,
+}
+
+pub fn http(method: &str, port: u16, path: &str, body: Option<(&str, &str)>) -> std::io::Result<Resp> {
+    let mut s = TcpStream::connect(("127.0.0.1", port))?;
+    s.set_read_timeout(Some(Duration::from_secs(10)))?;
+    let (ct, b) = body.unwrap_or(("text/plain", ""));
+    write!(
+        s,
+        "{method} {path} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nConnection: close\r\nContent-Type: {ct}\r\nContent-Length: {}\r\n\r\n{b}",
+        b.len()
+    )?;
+    let mut raw = Vec::new();
+    s.read_to_end(&mut raw)?;
+    let text = String::from_utf8_lossy(&raw).to_string();
+    let (head, rest) = text.split_once("\r\n\r\n").unwrap_or((&text, ""));
+    let status = head.split_whitespace().nth(1).and_then(|c| c.parse().ok()).unwrap_or(0);
+    let body =
+        if head.to_ascii_lowercase().contains("transfer-encoding: chunked") { dechunk(rest) } else { rest.to_string() };
+    Ok(Resp { status, body })
+}
+
+fn dechunk(mut s: &str) -> String {
+    let mut out = String::new();
+    while let Some((size, rest)) = s.split_once("\r\n") {
+        let n = usize::from_str_radix(size.trim(), 16).unwrap_or(0);
+        if n == 0 || rest.len() < n {
+            break;
+        }
+        out.push_str(&rest[..n]);
+        s = &rest[n..].trim_start_matches("\r\n");
+    }
+    out
+}
+
+pub fn get(port: u16, path: &str) -> Resp {
+    http("GET", port, path, None).unwrap_or_else(|e| panic!("GET {path}: {e}"))
+}
+
+/// Polls `f` until it returns `Some`, or panics with `what` after `timeout`.
+pub fn eventually<T>(timeout: Duration, what: &str, mut f: impl FnMut() -> Option<T>) -> T {
+    let deadline = Instant::now() + timeout;
+    loop {
+        if let Some(v) = f() {
+            return v;
+        }
+        if Instant::now() > deadline {
+            panic!("timed out after {timeout:?} waiting for: {what}");
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+/// A running vigie on a free loopback port.
+pub struct Vigie {
+    pub proc: Proc,
+    pub port: u16,
+}
+
+impl Vigie {
+    pub fn start(dir: &Path, args: &[&str]) -> Vigie {
+        let port = free_port();
+        let listen = format!("127.0.0.1:{port}");
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_vigie"));
+        cmd.arg("run").arg("--listen").arg(&listen).arg("--data-dir").arg(dir.join("data")).args(args);
+        cmd.env("RUST_LOG", "info,vigie=debug");
+        let proc = Proc::spawn("vigie", &mut cmd, dir);
+        let v = Vigie { proc, port };
+        let p = v.port;
+        eventually(Duration::from_secs(20), "vigie /-/ready", || {
+            http("GET", p, "/-/ready", None).ok().filter(|r| r.status == 200)
+        });
+        v
+    }
+
+    pub fn url(&self) -> String {
+        format!("http://127.0.0.1:{}", self.port)
+    }
+
+    pub fn get(&self, path: &str) -> Resp {
+        get(self.port, path)
+    }
+
+    /// Runs an instant query through the API and returns the JSON response.
+    pub fn query(&self, q: &str) -> serde_json::Value {
+        let path = format!("/api/v1/query?query={}", urlencode(q));
+        serde_json::from_str(&self.get(&path).body).unwrap()
+    }
+}
+
+pub fn urlencode(s: &str) -> String {
+    s.bytes()
+        .map(|b| match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => (b as char).to_string(),
+            _ => format!("%{b:02X}"),
+        })
+        .collect()
+}
+
+/// Starts the Debian prometheus-node-exporter on a free loopback port.
+pub fn node_exporter(dir: &Path, name: &str) -> (Proc, u16) {
+    let bin = require("prometheus-node-exporter", "prometheus-node-exporter");
+    let port = free_port();
+    let mut cmd = Command::new(bin);
+    cmd.arg(format!("--web.listen-address=127.0.0.1:{port}"));
+    let p = Proc::spawn(name, &mut cmd, dir);
+    eventually(Duration::from_secs(20), "node_exporter /metrics", || {
+        http("GET", port, "/metrics", None).ok().filter(|r| r.status == 200)
+    });
+    (p, port)
+}
