@@ -95,7 +95,7 @@ impl fmt::Display for PromDuration {
         }
         for (unit, size) in UNITS {
             // Prometheus only prints years and weeks when they divide the duration exactly.
-            if (unit == "y" || unit == "w") && ms % size != 0 {
+            if (unit == "y" || unit == "w") && !ms.is_multiple_of(size) {
                 continue;
             }
             if ms >= size {

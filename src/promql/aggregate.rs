@@ -100,16 +100,8 @@ pub fn eval(ctx: &Context, a: &AggregateExpr, t: i64) -> Result<Value, QueryErro
         g.count += 1;
         g.sum.add(s.v);
         match op {
-            token::T_MIN => {
-                if g.value > s.v || g.value.is_nan() {
-                    g.value = s.v
-                }
-            }
-            token::T_MAX => {
-                if g.value < s.v || g.value.is_nan() {
-                    g.value = s.v
-                }
-            }
+            token::T_MIN if g.value > s.v || g.value.is_nan() => g.value = s.v,
+            token::T_MAX if g.value < s.v || g.value.is_nan() => g.value = s.v,
             token::T_STDDEV | token::T_STDVAR => {
                 let delta = s.v - g.mean;
                 g.mean += delta / g.count as f64;

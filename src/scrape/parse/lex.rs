@@ -228,7 +228,7 @@ fn sample<'a>(p: &mut Parser<'a>, line: &'a str, start: usize) -> LexResult<Samp
             ts.parse::<i64>().map_err(|_| (tcol, format!("invalid timestamp {ts:?}")))?
         });
         let after = rest_t[tend..].trim_start_matches([' ', '\t']);
-        if !after.is_empty() && !(om && after.starts_with('#')) {
+        if !(after.is_empty() || om && after.starts_with('#')) {
             return Err((line.len() - after.len(), format!("unexpected {after:?} after the sample")));
         }
         if om && after.starts_with('#') {
