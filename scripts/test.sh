@@ -16,9 +16,9 @@ cargo clippy --all-targets -- -D warnings
 
 step "tests"
 if cargo nextest --version >/dev/null 2>&1; then
-  cargo nextest run --all-targets --no-fail-fast
+  cargo nextest run --no-fail-fast
 else
-  cargo test --all-targets --no-fail-fast
+  cargo test --no-fail-fast
 fi
 
 step "fuzz target builds (fuzz/fuzz_targets/exposition.rs)"
