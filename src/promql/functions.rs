@@ -56,6 +56,7 @@ pub fn eval(ctx: &Context, call: &Call, t: i64) -> Result<Value, QueryError> {
                 v
             }
         })?,
+        "label_replace" => label_replace(ctx, &args, t)?,
         other => return Err(QueryError::Execution(format!("function {other:?} is not supported yet"))),
     };
     check_unique(&out)?;
@@ -166,4 +167,35 @@ pub fn instant_delta(points: &[Point], is_rate: bool) -> Option<f64> {
         v /= dt;
     }
     Some(v)
+}
+
+fn string_arg(ctx: &Context, e: &Expr, t: i64) -> Result<String, QueryError> {
+    match ctx.eval(e, t)? {
+        Value::String(s) => Ok(s),
+        other => Err(QueryError::Execution(format!("expected string, got {}", other.type_name()))),
+    }
+}
+
+/// `label_replace(v, dst, replacement, src, regex)`: as relabeling's `replace`, per sample.
+fn label_replace(ctx: &Context, args: &[&Expr], t: i64) -> Result<Vec<Sample>, QueryError> {
+    let v = ctx.vector_arg(args[0], t)?;
+    let dst = string_arg(ctx, args[1], t)?;
+    let repl = string_arg(ctx, args[2], t)?;
+    let src = string_arg(ctx, args[3], t)?;
+    let pattern = string_arg(ctx, args[4], t)?;
+    let re = crate::model::compile_go_regex(&pattern)
+        .map_err(|e| QueryError::Execution(format!("invalid regular expression in label_replace(): {pattern}: {e}")))?;
+    if dst.is_empty() {
+        return Err(QueryError::Execution(format!("invalid destination label name in label_replace(): {dst}")));
+    }
+    Ok(v.into_iter()
+        .map(|s| {
+            let Some(caps) = re.captures(s.labels.get_or_empty(&src)) else { return s };
+            let mut value = String::new();
+            caps.expand(&repl, &mut value);
+            let mut lb = s.labels.builder();
+            lb.set(dst.clone(), value);
+            Sample { labels: lb.into_labels(), v: s.v }
+        })
+        .collect())
 }

@@ -204,3 +204,15 @@ fn subquery() {
     let v = vector(&e, "max_over_time(rate(http_requests_total{instance=\"a\"}[1m])[5m:1m])", 600);
     assert!((v[0].1 - 1.0).abs() < 1e-12, "{v:?}");
 }
+
+#[test]
+fn label_replace_like_prometheus() {
+    let e = engine(counters());
+    let v = vector(&e, "label_replace(up{instance=\"a\"}, \"host\", \"h-$1\", \"instance\", \"(.*)\")", 600);
+    assert_eq!(v[0].0, "up{host=\"h-a\", instance=\"a\", job=\"api\"}");
+    // No match leaves the sample unchanged; an empty replacement deletes the label.
+    let v = vector(&e, "label_replace(up{instance=\"a\"}, \"job\", \"\", \"instance\", \"a\")", 600);
+    assert_eq!(v[0].0, "up{instance=\"a\"}");
+    let v = vector(&e, "label_replace(up{instance=\"a\"}, \"x\", \"y\", \"instance\", \"zzz\")", 600);
+    assert_eq!(v[0].0, "up{instance=\"a\", job=\"api\"}");
+}
