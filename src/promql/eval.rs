@@ -26,14 +26,7 @@ pub struct RangeArg {
 }
 
 impl Context {
-    pub fn new(
-        expr: &Expr,
-        q: &dyn Querier,
-        opts: &EngineOptions,
-        start: i64,
-        end: i64,
-        _step: i64,
-    ) -> Result<Self, QueryError> {
+    pub fn new(expr: &Expr, q: &dyn Querier, opts: &EngineOptions, start: i64, end: i64) -> Result<Self, QueryError> {
         let w = Window {
             query_start: start,
             query_end: end,

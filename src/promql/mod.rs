@@ -64,7 +64,7 @@ impl Engine {
     /// Evaluates `query` at `t` (milliseconds).
     pub fn instant(&self, query: &str, t: i64) -> Result<Value, QueryError> {
         let expr = Self::parse(query)?;
-        let ctx = eval::Context::new(&expr, self.querier.as_ref(), &self.opts, t, t, 0)?;
+        let ctx = eval::Context::new(&expr, self.querier.as_ref(), &self.opts, t, t)?;
         ctx.eval_instant(&expr, t)
     }
 
@@ -89,7 +89,7 @@ impl Engine {
                 )));
             }
         }
-        let ctx = eval::Context::new(&expr, self.querier.as_ref(), &self.opts, start, end, step)?;
+        let ctx = eval::Context::new(&expr, self.querier.as_ref(), &self.opts, start, end)?;
         ctx.eval_range(&expr, start, end, step)
     }
 }

@@ -19,7 +19,7 @@ fn is_blank(b: u8) -> bool {
 }
 
 /// Scans one line (without its `\n`).
-pub(super) fn line<'a>(p: &mut Parser<'a>, line: &'a str, _offset: usize) -> LexResult<Option<Entry<'a>>> {
+pub(super) fn line<'a>(p: &mut Parser<'a>, line: &'a str) -> LexResult<Option<Entry<'a>>> {
     let om = p.format == Format::OpenMetrics;
     let b = line.as_bytes();
     if b.is_empty() || (!om && b.iter().all(|&c| is_blank(c))) {

@@ -123,7 +123,7 @@ impl<'a> Parser<'a> {
                 column: e.valid_up_to() + 1,
                 message: "invalid UTF-8".into(),
             })?;
-            let entry = lex::line(self, line, start).map_err(|(column, message)| ParseError {
+            let entry = lex::line(self, line).map_err(|(column, message)| ParseError {
                 line: self.line,
                 column: column + 1,
                 message,
