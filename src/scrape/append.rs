@@ -6,6 +6,9 @@
 //! series it became, so a steady-state scrape does no label parsing or relabeling at all.
 
 use std::collections::{HashMap, HashSet};
+use std::hash::{BuildHasherDefault, Hasher};
+
+use xxhash_rust::xxh3::xxh3_128;
 
 use super::parse::{Entry, Format, Parser};
 use crate::config::ScrapeJob;
@@ -30,21 +33,48 @@ pub enum AppendError {
     LabelValueLength { metric: String, name: String, value: String, len: usize, limit: u64 },
 }
 
+/// What a series as written by the target became.
 #[derive(Clone, Copy)]
 enum CacheEntry {
-    /// The series after relabeling; `explicit_ts` when the page gave it a timestamp.
-    Series { r: SeriesRef, seen: u64 },
+    Series(SeriesRef),
     /// Metric relabeling dropped it.
-    Dropped { seen: u64 },
+    Dropped,
 }
+
+/// The cache key: xxh3-128 of the series bytes as the target wrote them. Keying by the
+/// hash keeps lookups off the heap (the bytes would be a cold cache miss per sample); two
+/// series colliding has probability about n²/2¹²⁹, far below any hardware error rate.
+type SeriesKey = u128;
 
 /// Per-target memory across scrapes.
 #[derive(Default)]
 pub struct ScrapeCache {
-    entries: HashMap<Box<[u8]>, CacheEntry>,
-    /// Series written by the previous successful scrape (for staleness markers).
-    previous: HashSet<SeriesRef>,
-    iteration: u64,
+    entries: HashMap<SeriesKey, CacheEntry, BuildHasherDefault<KeyHasher>>,
+    /// The last successful page in order: a target usually writes the same series in the
+    /// same order, so sample `i` is checked against entry `i` first, sequentially in memory.
+    last_page: Vec<(SeriesKey, CacheEntry)>,
+    /// Series written by the previous successful scrape, in page order (for staleness markers).
+    previous: Vec<SeriesRef>,
+}
+
+/// The key is already a hash: use its low bits as they are.
+#[derive(Default)]
+struct KeyHasher(u64);
+
+impl Hasher for KeyHasher {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+    fn write(&mut self, bytes: &[u8]) {
+        for chunk in bytes.chunks(8) {
+            let mut b = [0u8; 8];
+            b[..chunk.len()].copy_from_slice(chunk);
+            self.0 ^= u64::from_le_bytes(b);
+        }
+    }
+    fn write_u128(&mut self, v: u128) {
+        self.0 = v as u64;
+    }
 }
 
 /// Counts for the synthetic `scrape_*` series.
@@ -62,8 +92,8 @@ pub struct PageSettings<'a> {
 }
 
 impl ScrapeCache {
-    /// Appends one page at timestamp `t`; on error nothing of the page is kept in `app`'s
-    /// batch except stale markers (the caller should roll back and call [`Self::mark_all_stale`]).
+    /// Appends one page at timestamp `t`. On error `app` holds part of the page: the caller
+    /// rolls it back and calls [`Self::mark_all_stale`] on a fresh appender.
     pub fn append_page(
         &mut self,
         app: &mut impl Appender,
@@ -72,12 +102,10 @@ impl ScrapeCache {
         format: Format,
         t: i64,
     ) -> Result<PageStats, AppendError> {
-        self.iteration += 1;
-        let iter = self.iteration;
         let job = s.job;
         let mut stats = PageStats::default();
-        let mut current: HashSet<SeriesRef> = HashSet::with_capacity(self.previous.len());
-        let mut batch: Vec<(SeriesRef, i64, f64)> = Vec::with_capacity(self.previous.len());
+        let mut current: Vec<SeriesRef> = Vec::with_capacity(self.previous.len());
+        let mut page: Vec<(SeriesKey, CacheEntry)> = Vec::with_capacity(self.last_page.len());
         let mut parser = Parser::new(body, format);
         loop {
             let entry = match parser.next() {
@@ -91,15 +119,13 @@ impl ScrapeCache {
                 Some(ts) if job.honor_timestamps => Some(ts),
                 _ => None,
             };
-            let r = match self.entries.get_mut(sample.series) {
-                Some(CacheEntry::Series { r, seen }) => {
-                    *seen = iter;
-                    *r
-                }
-                Some(CacheEntry::Dropped { seen }) => {
-                    *seen = iter;
-                    continue;
-                }
+            let key = xxh3_128(sample.series);
+            let cached = match self.last_page.get(page.len()) {
+                Some((k, e)) if *k == key => Some(*e),
+                _ => self.entries.get(&key).copied(),
+            };
+            let entry = match cached {
+                Some(e) => e,
                 None => {
                     let mut lb = LabelsBuilder::new();
                     lb.set(METRIC_NAME, sample.name);
@@ -107,47 +133,51 @@ impl ScrapeCache {
                         lb.set(n.into_owned(), v.into_owned());
                     }
                     merge_target_labels(&mut lb, s.target_labels, job.honor_labels);
-                    if !relabel::process(&job.metric_relabel, &mut lb) {
-                        self.entries.insert(sample.series.into(), CacheEntry::Dropped { seen: iter });
-                        continue;
-                    }
-                    let labels = lb.into_labels();
-                    check_label_limits(job, &labels)?;
-                    let r = app.series_ref(&labels);
-                    stats.series_added += 1;
-                    self.entries.insert(sample.series.into(), CacheEntry::Series { r, seen: iter });
-                    r
+                    let e = if relabel::process(&job.metric_relabel, &mut lb) {
+                        let labels = lb.into_labels();
+                        check_label_limits(job, &labels)?;
+                        stats.series_added += 1;
+                        CacheEntry::Series(app.series_ref(&labels))
+                    } else {
+                        CacheEntry::Dropped
+                    };
+                    self.entries.insert(key, e);
+                    e
                 }
             };
+            page.push((key, entry));
+            let CacheEntry::Series(r) = entry else { continue };
             stats.post_relabel += 1;
             if job.sample_limit > 0 && stats.post_relabel > job.sample_limit {
                 return Err(AppendError::SampleLimit);
             }
             // Series with their own timestamps are not tracked for staleness (Prometheus default).
             if ts.is_none() || job.track_timestamps_staleness {
-                current.insert(r);
+                current.push(r);
             }
-            batch.push((r, ts.unwrap_or(t), sample.value));
+            app.append(r, ts.unwrap_or(t), sample.value);
         }
-        for (r, ts, v) in batch {
-            app.append(r, ts, v);
-        }
-        for gone in self.previous.difference(&current) {
-            app.append(*gone, t, stale_nan());
+        // A page usually lists the same series in the same order as last time: then
+        // nothing went away and no set needs building.
+        if current != self.previous {
+            let now: HashSet<SeriesRef> = current.iter().copied().collect();
+            for gone in self.previous.iter().filter(|r| !now.contains(r)) {
+                app.append(*gone, t, stale_nan());
+            }
         }
         self.previous = current;
-        if self.entries.len() > stats.scraped as usize * 2 + 16 {
-            self.entries.retain(|_, e| match e {
-                CacheEntry::Series { seen, .. } | CacheEntry::Dropped { seen } => *seen == iter,
-            });
+        if self.entries.len() > page.len() * 2 + 16 {
+            // Forget series the target no longer writes.
+            self.entries = page.iter().copied().collect();
         }
+        self.last_page = page;
         Ok(stats)
     }
 
     /// Writes stale markers for every series of the last successful scrape (failed scrape
     /// or target removal).
     pub fn mark_all_stale(&mut self, app: &mut impl Appender, t: i64) {
-        for r in self.previous.drain() {
+        for r in self.previous.drain(..) {
             app.append(r, t, stale_nan());
         }
     }

@@ -11,7 +11,7 @@ use super::parse::Format;
 use super::target::Target;
 use crate::config::ScrapeJob;
 use crate::model::{Labels, METRIC_NAME};
-use crate::tsdb::{Appender, Head};
+use crate::tsdb::{Appender, Head, SeriesRef};
 
 /// What the manager tells a loop when it stops it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -56,7 +56,12 @@ pub async fn run(ctx: LoopContext, mut stop: oneshot::Receiver<Stop>) {
     if next < now {
         next += interval_ms;
     }
-    let mut cache = ScrapeCache::default();
+    let mut state = LoopState {
+        cache: ScrapeCache::default(),
+        report: None,
+        url: reqwest::Url::parse(&ctx.target.url).map_err(|e| format!("invalid target URL {:?}: {e}", ctx.target.url)),
+        timeout_header: format!("{}", ctx.target.timeout.as_secs_f64()),
+    };
     let tolerance = (interval_ms / 100).min(2);
     loop {
         let wait = Duration::from_millis((next - now_ms()).max(0) as u64);
@@ -66,7 +71,7 @@ pub async fn run(ctx: LoopContext, mut stop: oneshot::Receiver<Stop>) {
                 if matches!(s, Ok(Stop::Removed)) {
                     let mut app = ctx.head.appender();
                     let t = now_ms();
-                    cache.mark_all_stale(&mut app, t);
+                    state.cache.mark_all_stale(&mut app, t);
                     report_stale(&mut app, &ctx.target.labels, t);
                     app.commit();
                 }
@@ -77,7 +82,7 @@ pub async fn run(ctx: LoopContext, mut stop: oneshot::Receiver<Stop>) {
         let actual = now_ms();
         // Snap to the grid when within tolerance: keeps timestamp deltas constant.
         let t = if actual >= next && actual - next <= tolerance { next } else { actual };
-        scrape_once(&ctx, &mut cache, t).await;
+        scrape_once(&ctx, &mut state, t).await;
         next += interval_ms;
         let now = now_ms();
         if next <= now {
@@ -87,9 +92,19 @@ pub async fn run(ctx: LoopContext, mut stop: oneshot::Receiver<Stop>) {
     }
 }
 
-async fn scrape_once(ctx: &LoopContext, cache: &mut ScrapeCache, t: i64) {
+/// What a loop keeps between scrapes.
+struct LoopState {
+    cache: ScrapeCache,
+    /// The series of `up` and the `scrape_*` report, resolved on the first scrape.
+    report: Option<[SeriesRef; 5]>,
+    url: Result<reqwest::Url, String>,
+    timeout_header: String,
+}
+
+async fn scrape_once(ctx: &LoopContext, state: &mut LoopState, t: i64) {
     let start = Instant::now();
-    let fetched = fetch(ctx).await;
+    let fetched = fetch(ctx, state).await;
+    let cache = &mut state.cache;
     let mut app = ctx.head.appender();
     let settings = PageSettings { job: &ctx.job, target_labels: &ctx.target.labels };
     let result: Result<PageStats, String> = match fetched {
@@ -106,7 +121,8 @@ async fn scrape_once(ctx: &LoopContext, cache: &mut ScrapeCache, t: i64) {
             (false, PageStats::default(), e)
         }
     };
-    report(&mut app, &ctx.target.labels, t, up, duration, &stats);
+    let refs = *state.report.get_or_insert_with(|| report_series(&mut app, &ctx.target.labels));
+    report(&mut app, refs, t, up, duration, &stats);
     let committed = app.commit();
     ctx.metrics.record_scrape(&ctx.job.name, up, committed.out_of_order + committed.duplicates);
     if !error.is_empty() {
@@ -121,14 +137,14 @@ async fn scrape_once(ctx: &LoopContext, cache: &mut ScrapeCache, t: i64) {
 }
 
 /// GETs the page; returns the body and its format, or the error the target reports.
-async fn fetch(ctx: &LoopContext) -> Result<(Vec<u8>, Format), String> {
+async fn fetch(ctx: &LoopContext, state: &LoopState) -> Result<(Vec<u8>, Format), String> {
     let timeout = ctx.target.timeout;
     let req = ctx
         .client
-        .get(&ctx.target.url)
+        .get(state.url.clone()?)
         .header("Accept", ACCEPT)
         .header("User-Agent", concat!("vigie/", env!("CARGO_PKG_VERSION")))
-        .header("X-Prometheus-Scrape-Timeout-Seconds", format!("{}", timeout.as_secs_f64()))
+        .header("X-Prometheus-Scrape-Timeout-Seconds", &state.timeout_header)
         .timeout(timeout);
     let req = super::http::authorize(req, &ctx.job.http);
     let resp = req.send().await.map_err(|e| super::http::describe(&e, timeout))?;
@@ -181,11 +197,14 @@ const REPORT_NAMES: [&str; 5] = [
     "scrape_series_added",
 ];
 
-fn report(app: &mut impl Appender, target: &Labels, t: i64, up: bool, d: Duration, s: &PageStats) {
+fn report_series(app: &mut impl Appender, target: &Labels) -> [SeriesRef; 5] {
+    REPORT_NAMES.map(|name| app.series_ref(&synthetic(target, name)))
+}
+
+fn report(app: &mut impl Appender, refs: [SeriesRef; 5], t: i64, up: bool, d: Duration, s: &PageStats) {
     let values =
         [if up { 1.0 } else { 0.0 }, d.as_secs_f64(), s.scraped as f64, s.post_relabel as f64, s.series_added as f64];
-    for (name, v) in REPORT_NAMES.iter().zip(values) {
-        let r = app.series_ref(&synthetic(target, name));
+    for (r, v) in refs.into_iter().zip(values) {
         app.append(r, t, v);
     }
 }
