@@ -45,6 +45,8 @@ pub enum AppError {
     Discovery(String),
     #[error("server error: {0}")]
     Serve(std::io::Error),
+    #[error("storage: {0}")]
+    Storage(#[from] crate::tsdb::wal::WalError),
 }
 
 /// Where vigie scrapes itself in the embedded default config.
@@ -111,7 +113,18 @@ pub async fn run(opts: RunOptions) -> Result<(), AppError> {
         tracing::warn!("--monitors-dir and --router-config are accepted but not read yet by this build");
     }
 
-    let head = Head::new();
+    let wal_dir = opts.data_dir.join("wal");
+    let (head, report) = Head::open(&wal_dir).map_err(AppError::Storage)?;
+    tracing::info!(
+        dir = %wal_dir.display(),
+        segments = report.wal.segments,
+        series = report.series,
+        samples = report.samples,
+        unknown_refs = report.unknown_refs,
+        corrupt = report.wal.corruption.is_some(),
+        duration_ms = report.duration_ms,
+        "WAL replayed"
+    );
     let metrics = Metrics::new(head.clone());
     let (discovery, groups_rx) = DiscoveryManager::new();
     let default_yaml = config::default_yaml(&self_address(&local));
@@ -158,6 +171,7 @@ pub async fn run(opts: RunOptions) -> Result<(), AppError> {
         .with_graceful_shutdown(shutdown_signal())
         .await
         .map_err(AppError::Serve)?;
+    head.close().map_err(AppError::Storage)?;
     tracing::info!("vigie stopped");
     Ok(())
 }

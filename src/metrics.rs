@@ -43,30 +43,39 @@ impl std::fmt::Debug for HeadCollector {
     }
 }
 
+fn const_gauge(enc: &mut DescriptorEncoder, name: &str, help: &str, v: i64) -> Result<(), std::fmt::Error> {
+    let g = ConstGauge::new(v);
+    g.encode(enc.encode_descriptor(name, help, None, g.metric_type())?)
+}
+
+fn const_counter(enc: &mut DescriptorEncoder, name: &str, help: &str, v: u64) -> Result<(), std::fmt::Error> {
+    let c = ConstCounter::new(v);
+    c.encode(enc.encode_descriptor(name, help, None, c.metric_type())?)
+}
+
 impl Collector for HeadCollector {
     fn encode(&self, mut enc: DescriptorEncoder) -> Result<(), std::fmt::Error> {
         let s = self.0.stats();
-        let series = ConstGauge::new(s.series as i64);
-        series.encode(enc.encode_descriptor(
-            "vigie_tsdb_head_series",
-            "Series in the head block.",
-            None,
-            series.metric_type(),
-        )?)?;
-        let appended = ConstCounter::new(s.samples_appended);
-        appended.encode(enc.encode_descriptor(
-            "vigie_tsdb_head_samples_appended",
-            "Samples appended to the head.",
-            None,
-            appended.metric_type(),
-        )?)?;
-        let ooo = ConstCounter::new(s.out_of_order);
-        ooo.encode(enc.encode_descriptor(
+        let e = &mut enc;
+        const_gauge(e, "vigie_tsdb_head_series", "Series in the head block.", s.series as i64)?;
+        const_gauge(
+            e,
+            "vigie_tsdb_head_chunk_bytes",
+            "Bytes of compressed chunk data in the head.",
+            s.chunk_bytes as i64,
+        )?;
+        if s.min_time <= s.max_time {
+            const_gauge(e, "vigie_tsdb_head_min_time", "Lowest timestamp in the head, in ms.", s.min_time)?;
+            const_gauge(e, "vigie_tsdb_head_max_time", "Highest timestamp in the head, in ms.", s.max_time)?;
+        }
+        const_counter(e, "vigie_tsdb_head_samples_appended", "Samples appended to the head.", s.samples_appended)?;
+        const_counter(
+            e,
             "vigie_tsdb_out_of_order_samples",
             "Samples rejected as out of order or duplicate.",
-            None,
-            ooo.metric_type(),
-        )?)?;
+            s.out_of_order,
+        )?;
+        const_counter(e, "vigie_tsdb_wal_write_failures", "Commits whose WAL write failed.", s.wal_failures)?;
         Ok(())
     }
 }

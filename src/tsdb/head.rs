@@ -1,25 +1,149 @@
-//! The in-memory head: series with their samples, and the postings index.
+//! The head: recent samples of every series in compressed chunks, the postings index, and
+//! (when opened on a directory) the write-ahead log that makes them durable.
+//!
+//! Each series keeps sealed chunks plus one open [`ChunkEncoder`]; a chunk is cut at
+//! [`chunk::TARGET_SAMPLES`] samples, at a size cap, or where it would cross a
+//! [`CHUNK_RANGE_MS`] boundary, so later block cuts never split a chunk. Commits are
+//! serialised by the WAL lock: the samples are validated and applied, the accepted ones are
+//! logged, and the commit returns only once the log has them.
 
 use std::collections::{BTreeSet, HashMap};
+use std::path::Path;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Instant;
 
 use parking_lot::{Mutex, RwLock};
 
+use super::chunk::{self, ChunkEncoder, ChunkIter};
 use super::index::Postings;
+use super::wal::{self, Record, ReplayStats, Wal, WalError};
 use super::{Appender, CommitResult, Matcher, Point, Querier, SeriesData, SeriesRef};
 use crate::model::{Labels, is_stale_nan};
 
+/// Chunks never span a multiple of this (the smallest block range, 2 h).
+pub const CHUNK_RANGE_MS: i64 = 2 * 3600 * 1000;
+/// Bytes after which a chunk is cut even below the target sample count.
+const CHUNK_MAX_BYTES: usize = 1024;
+
+/// A full chunk: immutable, shared with readers without copying.
+#[derive(Clone)]
+struct SealedChunk {
+    min_t: i64,
+    max_t: i64,
+    data: Arc<[u8]>,
+}
+
+#[derive(Default)]
+struct SeriesChunks {
+    sealed: Vec<SealedChunk>,
+    open: ChunkEncoder,
+    /// Time and value bits of the newest sample (duplicate detection).
+    last: Option<(i64, u64)>,
+}
+
+/// What a sample does to a series.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Verdict {
+    Append,
+    /// Same timestamp, same value: silently ignored.
+    Repeat,
+    OutOfOrder,
+    Duplicate,
+}
+
+impl SeriesChunks {
+    fn verdict(&self, t: i64, v: f64) -> Verdict {
+        match self.last {
+            Some((lt, _)) if t < lt => Verdict::OutOfOrder,
+            Some((lt, lv)) if t == lt => {
+                if lv == v.to_bits() || (is_stale_nan(v) && is_stale_nan(f64::from_bits(lv))) {
+                    Verdict::Repeat
+                } else {
+                    Verdict::Duplicate
+                }
+            }
+            _ => Verdict::Append,
+        }
+    }
+
+    fn push(&mut self, t: i64, v: f64) {
+        let open = &self.open;
+        let crosses = !open.is_empty() && t.div_euclid(CHUNK_RANGE_MS) != open.min_time().div_euclid(CHUNK_RANGE_MS);
+        if !open.is_empty() && (open.len() >= chunk::TARGET_SAMPLES || open.size() >= CHUNK_MAX_BYTES || crosses) {
+            let full = std::mem::take(&mut self.open);
+            self.sealed.push(SealedChunk { min_t: full.min_time(), max_t: full.max_time(), data: full.bytes().into() });
+        }
+        self.open.append(t, v);
+        self.last = Some((t, v.to_bits()));
+    }
+
+    fn bytes(&self) -> usize {
+        self.sealed.iter().map(|c| c.data.len()).sum::<usize>() + self.open.size()
+    }
+
+    /// The chunks overlapping `[mint, maxt]`, the open one copied.
+    fn snapshot(&self, mint: i64, maxt: i64) -> Vec<Arc<[u8]>> {
+        let mut out: Vec<Arc<[u8]>> =
+            self.sealed.iter().filter(|c| c.max_t >= mint && c.min_t <= maxt).map(|c| c.data.clone()).collect();
+        if !self.open.is_empty() && self.open.max_time() >= mint && self.open.min_time() <= maxt {
+            out.push(self.open.bytes().into());
+        }
+        out
+    }
+
+    /// Drops whole chunks that end before `min_t`.
+    fn truncate_before(&mut self, min_t: i64) {
+        self.sealed.retain(|c| c.max_t >= min_t);
+        if !self.open.is_empty() && self.open.max_time() < min_t {
+            self.open = ChunkEncoder::new();
+        }
+    }
+}
+
 struct MemSeries {
     labels: Labels,
-    points: Mutex<Vec<Point>>,
+    chunks: Mutex<SeriesChunks>,
+}
+
+fn decode_window(chunks: &[Arc<[u8]>], mint: i64, maxt: i64) -> Vec<Point> {
+    let mut out = Vec::new();
+    for c in chunks {
+        // Chunks of the head are written by this process; a decoding failure would be a bug,
+        // and the samples decoded up to it are still right.
+        if let Ok(it) = ChunkIter::new(c) {
+            out.extend(it.filter(|(t, _)| *t >= mint && *t <= maxt).map(|(t, v)| Point { t, v }));
+        }
+    }
+    out
 }
 
 #[derive(Default)]
 struct Index {
-    series: Vec<Arc<MemSeries>>,
+    /// Indexed by ref; refs are dense and never reused.
+    series: Vec<Option<Arc<MemSeries>>>,
     by_hash: HashMap<u64, Vec<SeriesRef>>,
     postings: Postings,
+}
+
+impl Index {
+    fn get(&self, r: SeriesRef) -> Option<&Arc<MemSeries>> {
+        self.series.get(r as usize).and_then(Option::as_ref)
+    }
+
+    fn find(&self, hash: u64, labels: &Labels) -> Option<SeriesRef> {
+        self.by_hash.get(&hash)?.iter().copied().find(|r| self.get(*r).is_some_and(|s| s.labels == *labels))
+    }
+
+    fn insert(&mut self, r: SeriesRef, hash: u64, labels: Labels) {
+        let i = r as usize;
+        if self.series.len() <= i {
+            self.series.resize(i + 1, None);
+        }
+        self.postings.add(r, &labels);
+        self.series[i] = Some(Arc::new(MemSeries { labels, chunks: Mutex::new(SeriesChunks::default()) }));
+        self.by_hash.entry(hash).or_default().push(r);
+    }
 }
 
 /// Counters the head keeps about itself.
@@ -30,24 +154,95 @@ pub struct HeadStats {
     pub out_of_order: u64,
     pub min_time: i64,
     pub max_time: i64,
+    pub chunk_bytes: u64,
+    pub wal_failures: u64,
 }
 
-/// The in-memory series store. Cheap to share: wrap it in an `Arc`.
-#[derive(Default)]
+/// What opening a head on a directory found in its WAL.
+#[derive(Debug, Default, Clone, PartialEq)]
+pub struct OpenReport {
+    pub wal: ReplayStats,
+    pub series: u64,
+    pub samples: u64,
+    /// Samples in the WAL for refs no series record defined (should be 0).
+    pub unknown_refs: u64,
+    pub duration_ms: u64,
+}
+
+/// The in-memory series store, optionally logged. Cheap to share: wrap it in an `Arc`.
 pub struct Head {
     index: RwLock<Index>,
+    /// Held for a whole commit: keeps the log in the order samples were applied.
+    wal: Mutex<Option<Wal>>,
     samples_appended: AtomicU64,
     out_of_order: AtomicU64,
+    wal_failures: AtomicU64,
     min_time: AtomicU64,
     max_time: AtomicU64,
 }
 
 impl Head {
+    /// A head without a log (tests, rule unit tests).
     pub fn new() -> Arc<Self> {
-        let h = Head::default();
-        h.min_time.store(i64::MAX as u64, Ordering::Relaxed);
-        h.max_time.store(i64::MIN as u64, Ordering::Relaxed);
-        Arc::new(h)
+        Arc::new(Self::empty(None))
+    }
+
+    fn empty(wal: Option<Wal>) -> Self {
+        Head {
+            index: RwLock::new(Index::default()),
+            wal: Mutex::new(wal),
+            samples_appended: AtomicU64::new(0),
+            out_of_order: AtomicU64::new(0),
+            wal_failures: AtomicU64::new(0),
+            min_time: AtomicU64::new(i64::MAX as u64),
+            max_time: AtomicU64::new(i64::MIN as u64),
+        }
+    }
+
+    /// Opens the head on `wal_dir`: replays the log (repairing a damaged tail) and starts
+    /// writing a new segment.
+    pub fn open(wal_dir: &Path) -> Result<(Arc<Self>, OpenReport), WalError> {
+        let started = Instant::now();
+        let head = Self::empty(None);
+        let mut report = OpenReport::default();
+        let wal_stats = wal::replay(wal_dir, 0, |rec| match rec {
+            Record::Series(series) => {
+                let mut idx = head.index.write();
+                for (r, labels) in series {
+                    let hash = labels.stable_hash();
+                    if idx.get(r).is_none() {
+                        idx.insert(r, hash, labels);
+                        report.series += 1;
+                    }
+                }
+            }
+            Record::Samples(samples) => {
+                let idx = head.index.read();
+                let (mut lo, mut hi, mut n) = (i64::MAX, i64::MIN, 0u64);
+                for (r, t, v) in samples {
+                    let Some(s) = idx.get(r) else {
+                        report.unknown_refs += 1;
+                        continue;
+                    };
+                    let mut c = s.chunks.lock();
+                    if c.verdict(t, v) == Verdict::Append {
+                        c.push(t, v);
+                        n += 1;
+                        lo = lo.min(t);
+                        hi = hi.max(t);
+                    }
+                }
+                report.samples += n;
+                if n > 0 {
+                    fetch_min_i64(&head.min_time, lo);
+                    fetch_max_i64(&head.max_time, hi);
+                }
+            }
+        })?;
+        report.wal = wal_stats;
+        *head.wal.lock() = Some(Wal::open(wal_dir)?);
+        report.duration_ms = started.elapsed().as_millis() as u64;
+        Ok((Arc::new(head), report))
     }
 
     pub fn appender(self: &Arc<Self>) -> HeadAppender {
@@ -57,52 +252,66 @@ impl Head {
     /// Resolves or creates the series for `labels`.
     pub fn get_or_create(&self, labels: &Labels) -> SeriesRef {
         let hash = labels.stable_hash();
-        {
-            let idx = self.index.read();
-            if let Some(r) = find(&idx, hash, labels) {
-                return r;
-            }
+        if let Some(r) = self.index.read().find(hash, labels) {
+            return r;
         }
         let mut idx = self.index.write();
-        if let Some(r) = find(&idx, hash, labels) {
+        if let Some(r) = idx.find(hash, labels) {
             return r;
         }
         let r = idx.series.len() as SeriesRef;
-        idx.series.push(Arc::new(MemSeries { labels: labels.clone(), points: Mutex::new(Vec::new()) }));
-        idx.by_hash.entry(hash).or_default().push(r);
-        idx.postings.add(r, labels);
+        idx.insert(r, hash, labels.clone());
+        // Logged while the index lock is held, so the definition precedes any sample of it in
+        // the log. (Lock order: index, then WAL; commits take the WAL lock without the index.)
+        if let Some(w) = self.wal.lock().as_mut()
+            && let Err(e) = w.log_series(&[(r, labels)])
+        {
+            self.wal_failures.fetch_add(1, Ordering::Relaxed);
+            tracing::error!(error = %e, "writing a series to the WAL failed");
+        }
         r
     }
 
     pub fn stats(&self) -> HeadStats {
+        let (series, chunk_bytes) = {
+            let idx = self.index.read();
+            let live: Vec<&Arc<MemSeries>> = idx.series.iter().flatten().collect();
+            (live.len() as u64, live.iter().map(|s| s.chunks.lock().bytes() as u64).sum())
+        };
         HeadStats {
-            series: self.index.read().series.len() as u64,
+            series,
             samples_appended: self.samples_appended.load(Ordering::Relaxed),
             out_of_order: self.out_of_order.load(Ordering::Relaxed),
             min_time: self.min_time.load(Ordering::Relaxed) as i64,
             max_time: self.max_time.load(Ordering::Relaxed) as i64,
+            chunk_bytes,
+            wal_failures: self.wal_failures.load(Ordering::Relaxed),
         }
     }
 
-    /// Drops samples older than `min_t` (retention).
+    /// Drops whole chunks older than `min_t` (retention).
     pub fn truncate_before(&self, min_t: i64) {
-        let series: Vec<Arc<MemSeries>> = self.index.read().series.clone();
+        let series: Vec<Arc<MemSeries>> = self.index.read().series.iter().flatten().cloned().collect();
         for s in series {
-            let mut p = s.points.lock();
-            let cut = p.partition_point(|pt| pt.t < min_t);
-            if cut > 0 {
-                p.drain(..cut);
-            }
+            s.chunks.lock().truncate_before(min_t);
         }
         self.min_time.fetch_max(min_t as u64, Ordering::Relaxed);
+    }
+
+    /// Flushes and fsyncs the log (clean shutdown).
+    pub fn close(&self) -> Result<(), WalError> {
+        match self.wal.lock().as_mut() {
+            Some(w) => w.sync(),
+            None => Ok(()),
+        }
     }
 
     fn matching(&self, matchers: &[Matcher]) -> Vec<Arc<MemSeries>> {
         let idx = self.index.read();
         let filter = |s: &MemSeries| matchers.iter().all(|m| m.matches(s.labels.get_or_empty(&m.name)));
         match idx.postings.candidates(matchers) {
-            Some(refs) => refs.into_iter().map(|r| &idx.series[r as usize]).filter(|s| filter(s)).cloned().collect(),
-            None => idx.series.iter().filter(|s| filter(s)).cloned().collect(),
+            Some(refs) => refs.into_iter().filter_map(|r| idx.get(r)).filter(|s| filter(s)).cloned().collect(),
+            None => idx.series.iter().flatten().filter(|s| filter(s)).cloned().collect(),
         }
     }
 
@@ -111,31 +320,44 @@ impl Head {
         if pending.is_empty() {
             return res;
         }
-        let series: Vec<Arc<MemSeries>> = {
+        let series: Vec<Option<Arc<MemSeries>>> = {
             let idx = self.index.read();
-            pending.iter().map(|(r, _, _)| idx.series[*r as usize].clone()).collect()
+            pending.iter().map(|(r, _, _)| idx.get(*r).cloned()).collect()
         };
+        let mut wal = self.wal.lock();
+        let mut accepted: Vec<(SeriesRef, i64, f64)> =
+            Vec::with_capacity(if wal.is_some() { pending.len() } else { 0 });
         let (mut lo, mut hi) = (i64::MAX, i64::MIN);
-        for (s, (_, t, v)) in series.iter().zip(pending) {
-            let mut p = s.points.lock();
-            if let Some(last) = p.last() {
-                if t < last.t {
-                    res.out_of_order += 1;
-                    continue;
-                }
-                if t == last.t {
-                    // Same timestamp and same value is a harmless repeat; a new value is an error.
-                    if last.v.to_bits() != v.to_bits() && !(is_stale_nan(v) && is_stale_nan(last.v)) {
-                        res.duplicates += 1;
+        for (s, (r, t, v)) in series.iter().zip(pending) {
+            let Some(s) = s else {
+                res.unknown += 1;
+                continue;
+            };
+            let mut c = s.chunks.lock();
+            match c.verdict(t, v) {
+                Verdict::Append => {
+                    c.push(t, v);
+                    drop(c);
+                    if wal.is_some() {
+                        accepted.push((r, t, v));
                     }
-                    continue;
+                    res.appended += 1;
+                    lo = lo.min(t);
+                    hi = hi.max(t);
                 }
+                Verdict::Repeat => {}
+                Verdict::OutOfOrder => res.out_of_order += 1,
+                Verdict::Duplicate => res.duplicates += 1,
             }
-            p.push(Point { t, v });
-            res.appended += 1;
-            lo = lo.min(t);
-            hi = hi.max(t);
         }
+        if let Some(w) = wal.as_mut()
+            && let Err(e) = w.log_samples(&accepted).and_then(|()| w.flush())
+        {
+            self.wal_failures.fetch_add(1, Ordering::Relaxed);
+            tracing::error!(error = %e, samples = accepted.len(), "writing samples to the WAL failed");
+            res.wal_error = Some(e.to_string());
+        }
+        drop(wal);
         self.samples_appended.fetch_add(res.appended as u64, Ordering::Relaxed);
         self.out_of_order.fetch_add((res.out_of_order + res.duplicates) as u64, Ordering::Relaxed);
         if res.appended > 0 {
@@ -166,25 +388,15 @@ fn fetch_max_i64(a: &AtomicU64, v: i64) {
     }
 }
 
-fn find(idx: &Index, hash: u64, labels: &Labels) -> Option<SeriesRef> {
-    idx.by_hash.get(&hash)?.iter().copied().find(|r| idx.series[*r as usize].labels == *labels)
-}
-
-fn points_in(points: &[Point], mint: i64, maxt: i64) -> &[Point] {
-    let lo = points.partition_point(|p| p.t < mint);
-    let hi = points.partition_point(|p| p.t <= maxt);
-    &points[lo..hi.max(lo)]
-}
-
 impl Querier for Head {
     fn select(&self, matchers: &[Matcher], mint: i64, maxt: i64) -> Vec<SeriesData> {
         let mut out: Vec<SeriesData> = self
             .matching(matchers)
             .into_iter()
             .filter_map(|s| {
-                let pts = s.points.lock();
-                let window = points_in(&pts, mint, maxt);
-                (!window.is_empty()).then(|| SeriesData { labels: s.labels.clone(), points: window.to_vec() })
+                let chunks = s.chunks.lock().snapshot(mint, maxt);
+                let points = decode_window(&chunks, mint, maxt);
+                (!points.is_empty()).then(|| SeriesData { labels: s.labels.clone(), points })
             })
             .collect();
         out.sort_by(|a, b| a.labels.cmp(&b.labels));
@@ -195,7 +407,10 @@ impl Querier for Head {
         let mut out: Vec<Labels> = self
             .matching(matchers)
             .into_iter()
-            .filter(|s| !points_in(&s.points.lock(), mint, maxt).is_empty())
+            .filter(|s| {
+                let chunks = s.chunks.lock().snapshot(mint, maxt);
+                !decode_window(&chunks, mint, maxt).is_empty()
+            })
             .map(|s| s.labels.clone())
             .collect();
         out.sort();
@@ -253,52 +468,4 @@ impl Appender for HeadAppender {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn l(pairs: &[(&str, &str)]) -> Labels {
-        Labels::from_pairs(pairs.iter().copied())
-    }
-
-    #[test]
-    fn append_commit_select() {
-        let head = Head::new();
-        let mut app = head.appender();
-        let a = app.series_ref(&l(&[("__name__", "up"), ("job", "a")]));
-        let b = app.series_ref(&l(&[("__name__", "up"), ("job", "b")]));
-        app.append(a, 1000, 1.0);
-        app.append(b, 1000, 0.0);
-        assert!(head.select(&[Matcher::equal("__name__", "up")], 0, 2000).is_empty(), "invisible before commit");
-        assert_eq!(app.commit().appended, 2);
-        let got = head.select(&[Matcher::equal("__name__", "up"), Matcher::equal("job", "b")], 0, 2000);
-        assert_eq!(got.len(), 1);
-        assert_eq!(got[0].points, vec![Point { t: 1000, v: 0.0 }]);
-        let re = Matcher::regex("job", "a|b", false).unwrap();
-        assert_eq!(head.select(&[re], 0, 2000).len(), 2);
-        let absent = Matcher::equal("zone", "");
-        assert_eq!(head.select(&[Matcher::equal("__name__", "up"), absent], 0, 2000).len(), 2);
-    }
-
-    #[test]
-    fn rejects_out_of_order_and_duplicates() {
-        let head = Head::new();
-        let mut app = head.appender();
-        let a = app.series_ref(&l(&[("__name__", "x")]));
-        app.append(a, 2000, 1.0);
-        app.append(a, 1000, 1.0);
-        app.append(a, 2000, 2.0);
-        app.append(a, 2000, 1.0);
-        let res = app.commit();
-        assert_eq!((res.appended, res.out_of_order, res.duplicates), (1, 1, 1));
-    }
-
-    #[test]
-    fn rollback_discards() {
-        let head = Head::new();
-        let mut app = head.appender();
-        let a = app.series_ref(&l(&[("__name__", "x")]));
-        app.append(a, 1, 1.0);
-        app.rollback();
-        assert!(head.select(&[Matcher::equal("__name__", "x")], 0, 10).is_empty());
-    }
-}
+mod tests;

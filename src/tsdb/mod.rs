@@ -2,14 +2,17 @@
 //!
 //! Two narrow interfaces separate the stages: scrapers write through an [`Appender`]
 //! (buffered, applied on `commit`, so a failed scrape leaves nothing behind) and the query
-//! engine reads through a [`Querier`]. The current engine is the in-memory [`Head`] with a
-//! label index; the storage-engine issue makes it durable behind the same interfaces.
+//! engine reads through a [`Querier`]. The [`Head`] keeps recent samples in compressed
+//! chunks ([`chunk`]) with a label index, and logs every commit to the write-ahead log
+//! ([`wal`]) before acknowledging it.
 
+pub mod chunk;
 mod head;
 mod index;
 mod matcher;
+pub mod wal;
 
-pub use head::{Head, HeadAppender, HeadStats};
+pub use head::{CHUNK_RANGE_MS, Head, HeadAppender, HeadStats, OpenReport};
 pub use matcher::{MatchKind, Matcher, MatcherError};
 
 use crate::model::Labels;
@@ -62,6 +65,10 @@ pub struct CommitResult {
     pub appended: usize,
     pub out_of_order: usize,
     pub duplicates: usize,
+    /// Samples for refs the head does not know.
+    pub unknown: usize,
+    /// The log could not be written: the samples are in memory but not durable.
+    pub wal_error: Option<String>,
 }
 
 /// Read access for the query engine and the API.
