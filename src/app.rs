@@ -30,6 +30,9 @@ pub struct RunOptions {
     pub listen: String,
     pub discovery: String,
     pub retention: Duration,
+    /// Bytes the blocks may take; 0 is no limit.
+    pub retention_size: u64,
+    pub out_of_order_window: Duration,
     pub lookback_delta: Duration,
     /// Every flag as given, for `/api/v1/status/flags`.
     pub flags: BTreeMap<String, String>,
@@ -114,7 +117,7 @@ pub async fn run(opts: RunOptions) -> Result<(), AppError> {
     }
 
     let wal_dir = opts.data_dir.join("wal");
-    let (head, report) = Head::open(&wal_dir).map_err(AppError::Storage)?;
+    let (head, report) = Head::open(&wal_dir, opts.out_of_order_window).map_err(AppError::Storage)?;
     tracing::info!(
         dir = %wal_dir.display(),
         segments = report.wal.segments,

@@ -20,6 +20,7 @@ struct Cli {
 }
 
 #[derive(Subcommand, Debug)]
+#[allow(clippy::large_enum_variant)] // built once at startup; size does not matter
 enum Command {
     /// Run vigie (the default).
     Run(RunArgs),
@@ -59,6 +60,12 @@ struct RunArgs {
     /// How long samples are kept.
     #[arg(long, env = "VIGIE_RETENTION", default_value = "15d")]
     retention: String,
+    /// Largest size the stored blocks may take (e.g. 50GB; 0: no limit); oldest go first.
+    #[arg(long = "retention-size", env = "VIGIE_RETENTION_SIZE", default_value = "0")]
+    retention_size: String,
+    /// How much older than the newest sample a sample may be and still be stored (0: none).
+    #[arg(long = "out-of-order-window", env = "VIGIE_OUT_OF_ORDER_WINDOW", default_value = "0")]
+    out_of_order_window: String,
     /// How far back an instant selector looks for a sample.
     #[arg(long = "query.lookback-delta", env = "VIGIE_QUERY_LOOKBACK_DELTA", default_value = "5m")]
     lookback_delta: String,
@@ -77,6 +84,8 @@ fn run(args: RunArgs) -> anyhow::Result<()> {
         ("listen", args.listen.clone()),
         ("discovery", args.discovery.clone()),
         ("retention", args.retention.clone()),
+        ("retention-size", args.retention_size.clone()),
+        ("out-of-order-window", args.out_of_order_window.clone()),
         ("query.lookback-delta", args.lookback_delta.clone()),
     ]
     .into_iter()
@@ -85,6 +94,9 @@ fn run(args: RunArgs) -> anyhow::Result<()> {
     let opts = vigie::app::RunOptions {
         retention: duration("retention", &args.retention)?,
         lookback_delta: duration("query.lookback-delta", &args.lookback_delta)?,
+        retention_size: vigie::config::parse_byte_size(&args.retention_size)
+            .map_err(|e| anyhow::anyhow!("--retention-size: {e}"))?,
+        out_of_order_window: duration("out-of-order-window", &args.out_of_order_window)?,
         config: args.config,
         router_config: args.router_config,
         monitors_dir: args.monitors_dir,

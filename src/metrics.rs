@@ -27,6 +27,9 @@ pub struct Metrics {
     reload_ts: Gauge,
     reloads_total: Counter,
     reload_failures: Counter,
+    rw_requests: Family<JobLabels, Counter>,
+    rw_samples: Counter,
+    rw_rejected: Family<JobLabels, Counter>,
 }
 
 impl std::fmt::Debug for Metrics {
@@ -95,6 +98,9 @@ impl Metrics {
             reload_ts: Gauge::default(),
             reloads_total: Counter::default(),
             reload_failures: Counter::default(),
+            rw_requests: Family::default(),
+            rw_samples: Counter::default(),
+            rw_rejected: Family::default(),
             registry,
         };
         let mut m = m;
@@ -119,6 +125,17 @@ impl Metrics {
         );
         r.register("vigie_config_reloads", "Configuration reload attempts.", m.reloads_total.clone());
         r.register("vigie_config_reload_failures", "Configuration reloads rejected.", m.reload_failures.clone());
+        r.register(
+            "vigie_remote_write_requests",
+            "Remote-write requests received, by HTTP code.",
+            m.rw_requests.clone(),
+        );
+        r.register("vigie_remote_write_samples_appended", "Samples stored from remote write.", m.rw_samples.clone());
+        r.register(
+            "vigie_remote_write_rejected",
+            "Remote-write samples (or series, reason invalid_series) not stored, by reason.",
+            m.rw_rejected.clone(),
+        );
         r.register_collector(Box::new(HeadCollector(head)));
         Arc::new(m)
     }
@@ -149,6 +166,25 @@ impl Metrics {
             self.reload_ts.set(unix_secs);
         } else {
             self.reload_failures.inc();
+        }
+    }
+
+    /// One remote-write request: its answer code and, when it was decoded, what it stored.
+    pub fn record_remote_write(&self, code: u16, report: Option<&crate::api::remote_write::IngestReport>) {
+        self.rw_requests.get_or_create(&vec![("code".into(), code.to_string())]).inc();
+        let Some(r) = report else { return };
+        self.rw_samples.inc_by(r.appended as u64);
+        for (reason, n) in [
+            ("out_of_order", r.out_of_order),
+            ("duplicate", r.duplicates),
+            ("too_new", r.too_new),
+            ("invalid_series", r.invalid_series),
+            ("histogram", r.histograms_dropped),
+            ("exemplar", r.exemplars_dropped),
+        ] {
+            if n > 0 {
+                self.rw_rejected.get_or_create(&vec![("reason".into(), reason.into())]).inc_by(n as u64);
+            }
         }
     }
 

@@ -2,6 +2,8 @@
 //! web pages, all on one listener.
 
 mod params;
+pub mod prompb;
+pub mod remote_write;
 mod response;
 pub mod time;
 mod v1;
@@ -44,6 +46,10 @@ pub fn router(state: Arc<AppState>) -> Router {
         .route("/api/v1/series", get(v1::series).post(v1::series))
         .route("/api/v1/labels", get(v1::labels).post(v1::labels))
         .route("/api/v1/label/{name}/values", get(v1::label_values))
+        .route(
+            "/api/v1/write",
+            post(remote_write::write).layer(axum::extract::DefaultBodyLimit::max(remote_write::MAX_COMPRESSED_BYTES)),
+        )
         .route("/api/v1/targets", get(v1::targets))
         .route("/api/v1/status/buildinfo", get(v1::buildinfo))
         .route("/api/v1/status/config", get(v1::status_config))

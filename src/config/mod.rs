@@ -5,6 +5,7 @@
 //! [`ConfigError`] that names the file, line and column; the caller keeps the last good
 //! config running on error.
 
+mod bytes;
 mod duration;
 mod model;
 mod relabel_rule;
@@ -14,6 +15,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
+pub use bytes::parse_byte_size;
 pub use duration::PromDuration;
 pub use model::*;
 pub use relabel_rule::RelabelRule;
@@ -207,7 +209,7 @@ fn compile_job(
         })
         .collect();
     let body_size_limit = match sc.body_size_limit.as_ref().or(raw_global.body_size_limit.as_ref()) {
-        Some(s) => parse_byte_size(s).ok_or_else(|| format!("invalid body_size_limit {s:?} for job {job:?}"))?,
+        Some(s) => parse_byte_size(s).map_err(|e| format!("body_size_limit of job {job:?}: {e}"))?,
         None => 0,
     };
     Ok(ScrapeJob {
@@ -233,22 +235,6 @@ fn compile_job(
         metric_relabel: sc.metric_relabel_configs.iter().map(|r| r.compiled.clone()).collect(),
         source: sc.clone(),
     })
-}
-
-/// Parses Prometheus byte sizes (`512KB`, `10MB`, `1GB`, plain bytes).
-fn parse_byte_size(s: &str) -> Option<u64> {
-    let s = s.trim();
-    let split = s.find(|c: char| !c.is_ascii_digit()).unwrap_or(s.len());
-    let n: u64 = s[..split].parse().ok()?;
-    let mult: u64 = match &s[split..].to_ascii_uppercase()[..] {
-        "" | "B" => 1,
-        "KB" | "KIB" => 1 << 10,
-        "MB" | "MIB" => 1 << 20,
-        "GB" | "GIB" => 1 << 30,
-        "TB" | "TIB" => 1 << 40,
-        _ => return None,
-    };
-    n.checked_mul(mult)
 }
 
 fn parse_error(file: &str, e: &serde_saphyr::Error) -> ConfigError {

@@ -6,6 +6,18 @@ use std::fmt;
 /// The label that holds a series' metric name.
 pub const METRIC_NAME: &str = "__name__";
 
+/// [`Labels::stable_hash`] of pairs already sorted by name with no empty values.
+pub fn stable_hash_pairs<'a>(pairs: impl IntoIterator<Item = (&'a str, &'a str)>) -> u64 {
+    let mut h = xxhash_rust::xxh64::Xxh64::new(0);
+    for (n, v) in pairs {
+        h.update(n.as_bytes());
+        h.update(&[0xff]);
+        h.update(v.as_bytes());
+        h.update(&[0xff]);
+    }
+    h.digest()
+}
+
 /// One `name=value` pair.
 #[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct Label {
@@ -81,14 +93,12 @@ impl Labels {
 
     /// A stable 64-bit hash of the label set (xxh64 over `name\xffvalue\xff`, as Prometheus).
     pub fn stable_hash(&self) -> u64 {
-        let mut h = xxhash_rust::xxh64::Xxh64::new(0);
-        for l in &self.0 {
-            h.update(l.name.as_bytes());
-            h.update(&[0xff]);
-            h.update(l.value.as_bytes());
-            h.update(&[0xff]);
-        }
-        h.digest()
+        stable_hash_pairs(self.0.iter().map(|l| (l.name.as_str(), l.value.as_str())))
+    }
+
+    /// Whether these are exactly `pairs` (sorted by name), without building a label set.
+    pub fn eq_pairs(&self, pairs: &[(&str, &str)]) -> bool {
+        self.0.len() == pairs.len() && self.0.iter().zip(pairs).all(|(l, (n, v))| l.name == *n && l.value == *v)
     }
 
     /// A builder seeded with these labels, for editing.

@@ -6,7 +6,7 @@
 mod labels;
 mod regex;
 
-pub use labels::{Label, Labels, LabelsBuilder, METRIC_NAME};
+pub use labels::{Label, Labels, LabelsBuilder, METRIC_NAME, stable_hash_pairs};
 pub use regex::compile_go_regex;
 
 /// The bit pattern Prometheus uses for a staleness marker: a NaN distinct from the normal NaN.

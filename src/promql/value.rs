@@ -46,8 +46,33 @@ pub fn format_value(v: f64) -> String {
         "+Inf".into()
     } else if v == f64::NEG_INFINITY {
         "-Inf".into()
+    } else if v != 0.0 && (v.abs() < 1e-6 || v.abs() >= 1e21) {
+        // As Go's strconv.FormatFloat(v, 'e', -1, 64), which Prometheus's JSON uses for these
+        // magnitudes: shortest mantissa, exponent signed and at least two digits.
+        let s = format!("{v:e}");
+        let (mantissa, exp) = s.split_once('e').expect("{:e} has an exponent");
+        let (sign, digits) = exp.strip_prefix('-').map_or(("+", exp), |d| ("-", d));
+        format!("{mantissa}e{sign}{digits:0>2}")
     } else {
         // Rust's Display for f64 is the shortest round-trip form without an exponent.
         format!("{v}")
+    }
+}
+
+#[cfg(test)]
+mod format_tests {
+    use super::format_value;
+
+    #[test]
+    fn formats_like_prometheus_json() {
+        assert_eq!(format_value(6.49e-7), "6.49e-07");
+        assert_eq!(format_value(-1e-7), "-1e-07");
+        assert_eq!(format_value(0.000001), "0.000001");
+        assert_eq!(format_value(1e21), "1e+21");
+        assert_eq!(format_value(1.5e300), "1.5e+300");
+        assert_eq!(format_value(123456789012.5), "123456789012.5");
+        assert_eq!(format_value(0.0), "0");
+        assert_eq!(format_value(-0.0), "-0");
+        assert_eq!(format_value(f64::NAN), "NaN");
     }
 }

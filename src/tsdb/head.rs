@@ -10,7 +10,7 @@
 use std::collections::{BTreeSet, HashMap};
 use std::path::Path;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
 use std::time::Instant;
 
 use parking_lot::{Mutex, RwLock};
@@ -40,6 +40,9 @@ struct SeriesChunks {
     open: ChunkEncoder,
     /// Time and value bits of the newest sample (duplicate detection).
     last: Option<(i64, u64)>,
+    /// Samples accepted inside the out-of-order window, sorted by time; merged with the
+    /// chunks when read. Empty (no allocation) for almost every series.
+    ooo: Vec<Point>,
 }
 
 /// What a sample does to a series.
@@ -48,22 +51,71 @@ enum Verdict {
     Append,
     /// Same timestamp, same value: silently ignored.
     Repeat,
+    /// Older than the newest sample but inside the out-of-order window.
+    Late,
     OutOfOrder,
     Duplicate,
 }
 
+fn same_value(a: u64, b: f64) -> bool {
+    a == b.to_bits() || (is_stale_nan(b) && is_stale_nan(f64::from_bits(a)))
+}
+
 impl SeriesChunks {
-    fn verdict(&self, t: i64, v: f64) -> Verdict {
+    /// `ooo_floor` is the oldest time a late sample may have (`i64::MAX`: no window).
+    fn verdict(&self, t: i64, v: f64, ooo_floor: i64) -> Verdict {
         match self.last {
-            Some((lt, _)) if t < lt => Verdict::OutOfOrder,
+            Some((lt, _)) if t < lt => {
+                // A sample already stored (a resent batch) is a no-op, not an error.
+                match self.stored_value(t) {
+                    Some(bits) if same_value(bits, v) => return Verdict::Repeat,
+                    Some(_) => return Verdict::Duplicate,
+                    None => {}
+                }
+                if t < ooo_floor {
+                    return Verdict::OutOfOrder;
+                }
+                let late = &self.ooo;
+                match late.binary_search_by_key(&t, |p| p.t) {
+                    Ok(i) if same_value(late[i].v.to_bits(), v) => Verdict::Repeat,
+                    Ok(_) => Verdict::Duplicate,
+                    Err(_) => Verdict::Late,
+                }
+            }
             Some((lt, lv)) if t == lt => {
-                if lv == v.to_bits() || (is_stale_nan(v) && is_stale_nan(f64::from_bits(lv))) {
+                if same_value(lv, v) {
                     Verdict::Repeat
                 } else {
                     Verdict::Duplicate
                 }
             }
             _ => Verdict::Append,
+        }
+    }
+
+    /// The value bits stored in the chunks at exactly `t` (slow path: decodes one chunk).
+    fn stored_value(&self, t: i64) -> Option<u64> {
+        let chunk: &[u8] = if !self.open.is_empty() && t >= self.open.min_time() {
+            self.open.bytes()
+        } else {
+            let i = self.sealed.partition_point(|c| c.max_t < t);
+            match self.sealed.get(i) {
+                Some(c) if c.min_t <= t => &c.data,
+                _ => return None,
+            }
+        };
+        ChunkIter::new(chunk).ok()?.take_while(|(ct, _)| *ct <= t).find(|(ct, _)| *ct == t).map(|(_, v)| v.to_bits())
+    }
+
+    fn apply(&mut self, verdict: Verdict, t: i64, v: f64) {
+        match verdict {
+            Verdict::Append => self.push(t, v),
+            Verdict::Late => {
+                let late = &mut self.ooo;
+                let i = late.partition_point(|p| p.t < t);
+                late.insert(i, Point { t, v });
+            }
+            _ => {}
         }
     }
 
@@ -79,26 +131,38 @@ impl SeriesChunks {
     }
 
     fn bytes(&self) -> usize {
-        self.sealed.iter().map(|c| c.data.len()).sum::<usize>() + self.open.size()
+        let late = self.ooo.len() * std::mem::size_of::<Point>();
+        self.sealed.iter().map(|c| c.data.len()).sum::<usize>() + self.open.size() + late
     }
 
-    /// The chunks overlapping `[mint, maxt]`, the open one copied.
-    fn snapshot(&self, mint: i64, maxt: i64) -> Vec<Arc<[u8]>> {
-        let mut out: Vec<Arc<[u8]>> =
+    /// The chunks overlapping `[mint, maxt]` (the open one copied) and the late samples in it.
+    fn snapshot(&self, mint: i64, maxt: i64) -> Snapshot {
+        let mut chunks: Vec<Arc<[u8]>> =
             self.sealed.iter().filter(|c| c.max_t >= mint && c.min_t <= maxt).map(|c| c.data.clone()).collect();
         if !self.open.is_empty() && self.open.max_time() >= mint && self.open.min_time() <= maxt {
-            out.push(self.open.bytes().into());
+            chunks.push(self.open.bytes().into());
         }
-        out
+        let late = self.ooo.iter().filter(|p| p.t >= mint && p.t <= maxt).copied().collect();
+        Snapshot { chunks, late }
     }
 
-    /// Drops whole chunks that end before `min_t`.
+    /// Drops whole chunks that end before `min_t`, and late samples before it.
     fn truncate_before(&mut self, min_t: i64) {
         self.sealed.retain(|c| c.max_t >= min_t);
         if !self.open.is_empty() && self.open.max_time() < min_t {
             self.open = ChunkEncoder::new();
         }
+        self.ooo.retain(|p| p.t >= min_t);
+        if self.ooo.is_empty() {
+            self.ooo = Vec::new();
+        }
     }
+}
+
+/// What a reader copies out of a series under its lock.
+struct Snapshot {
+    chunks: Vec<Arc<[u8]>>,
+    late: Vec<Point>,
 }
 
 struct MemSeries {
@@ -106,15 +170,41 @@ struct MemSeries {
     chunks: Mutex<SeriesChunks>,
 }
 
-fn decode_window(chunks: &[Arc<[u8]>], mint: i64, maxt: i64) -> Vec<Point> {
+fn decode_window(snap: &Snapshot, mint: i64, maxt: i64) -> Vec<Point> {
     let mut out = Vec::new();
-    for c in chunks {
+    for c in &snap.chunks {
         // Chunks of the head are written by this process; a decoding failure would be a bug,
         // and the samples decoded up to it are still right.
         if let Ok(it) = ChunkIter::new(c) {
             out.extend(it.filter(|(t, _)| *t >= mint && *t <= maxt).map(|(t, v)| Point { t, v }));
         }
     }
+    if snap.late.is_empty() { out } else { merge_points(&out, &snap.late) }
+}
+
+/// Merges two time-sorted runs; on equal timestamps the first run wins.
+pub(super) fn merge_points(a: &[Point], b: &[Point]) -> Vec<Point> {
+    let mut out = Vec::with_capacity(a.len() + b.len());
+    let (mut i, mut j) = (0, 0);
+    while i < a.len() && j < b.len() {
+        match a[i].t.cmp(&b[j].t) {
+            std::cmp::Ordering::Less => {
+                out.push(a[i]);
+                i += 1;
+            }
+            std::cmp::Ordering::Greater => {
+                out.push(b[j]);
+                j += 1;
+            }
+            std::cmp::Ordering::Equal => {
+                out.push(a[i]);
+                i += 1;
+                j += 1;
+            }
+        }
+    }
+    out.extend_from_slice(&a[i..]);
+    out.extend_from_slice(&b[j..]);
     out
 }
 
@@ -131,8 +221,8 @@ impl Index {
         self.series.get(r as usize).and_then(Option::as_ref)
     }
 
-    fn find(&self, hash: u64, labels: &Labels) -> Option<SeriesRef> {
-        self.by_hash.get(&hash)?.iter().copied().find(|r| self.get(*r).is_some_and(|s| s.labels == *labels))
+    fn find(&self, hash: u64, eq: impl Fn(&Labels) -> bool) -> Option<SeriesRef> {
+        self.by_hash.get(&hash)?.iter().copied().find(|r| self.get(*r).is_some_and(|s| eq(&s.labels)))
     }
 
     fn insert(&mut self, r: SeriesRef, hash: u64, labels: Labels) {
@@ -152,6 +242,8 @@ pub struct HeadStats {
     pub series: u64,
     pub samples_appended: u64,
     pub out_of_order: u64,
+    /// Samples accepted inside the out-of-order window.
+    pub late_appended: u64,
     pub min_time: i64,
     pub max_time: i64,
     pub chunk_bytes: u64,
@@ -176,9 +268,12 @@ pub struct Head {
     wal: Mutex<Option<Wal>>,
     samples_appended: AtomicU64,
     out_of_order: AtomicU64,
+    late_appended: AtomicU64,
     wal_failures: AtomicU64,
     min_time: AtomicU64,
     max_time: AtomicU64,
+    /// Width of the out-of-order window in ms; 0 rejects every late sample.
+    ooo_window_ms: AtomicI64,
 }
 
 impl Head {
@@ -193,17 +288,34 @@ impl Head {
             wal: Mutex::new(wal),
             samples_appended: AtomicU64::new(0),
             out_of_order: AtomicU64::new(0),
+            late_appended: AtomicU64::new(0),
             wal_failures: AtomicU64::new(0),
             min_time: AtomicU64::new(i64::MAX as u64),
             max_time: AtomicU64::new(i64::MIN as u64),
+            ooo_window_ms: AtomicI64::new(0),
         }
+    }
+
+    /// Accepts samples up to `window` older than the newest sample of the head.
+    pub fn set_out_of_order_window(&self, window: std::time::Duration) {
+        self.ooo_window_ms.store(window.as_millis().min(i64::MAX as u128) as i64, Ordering::Relaxed);
+    }
+
+    /// The oldest timestamp a late sample may have now.
+    fn ooo_floor(&self) -> i64 {
+        let w = self.ooo_window_ms.load(Ordering::Relaxed);
+        if w <= 0 {
+            return i64::MAX;
+        }
+        (self.max_time.load(Ordering::Relaxed) as i64).saturating_sub(w)
     }
 
     /// Opens the head on `wal_dir`: replays the log (repairing a damaged tail) and starts
     /// writing a new segment.
-    pub fn open(wal_dir: &Path) -> Result<(Arc<Self>, OpenReport), WalError> {
+    pub fn open(wal_dir: &Path, ooo_window: std::time::Duration) -> Result<(Arc<Self>, OpenReport), WalError> {
         let started = Instant::now();
         let head = Self::empty(None);
+        head.set_out_of_order_window(ooo_window);
         let mut report = OpenReport::default();
         let wal_stats = wal::replay(wal_dir, 0, |rec| match rec {
             Record::Series(series) => {
@@ -219,14 +331,18 @@ impl Head {
             Record::Samples(samples) => {
                 let idx = head.index.read();
                 let (mut lo, mut hi, mut n) = (i64::MAX, i64::MIN, 0u64);
+                // Replay may use a wider floor than the original commit did (the head max
+                // only grows within a record); every logged sample was accepted once.
+                let floor = head.ooo_floor();
                 for (r, t, v) in samples {
                     let Some(s) = idx.get(r) else {
                         report.unknown_refs += 1;
                         continue;
                     };
                     let mut c = s.chunks.lock();
-                    if c.verdict(t, v) == Verdict::Append {
-                        c.push(t, v);
+                    let verdict = c.verdict(t, v, floor);
+                    if matches!(verdict, Verdict::Append | Verdict::Late) {
+                        c.apply(verdict, t, v);
                         n += 1;
                         lo = lo.min(t);
                         hi = hi.max(t);
@@ -251,24 +367,35 @@ impl Head {
 
     /// Resolves or creates the series for `labels`.
     pub fn get_or_create(&self, labels: &Labels) -> SeriesRef {
-        let hash = labels.stable_hash();
-        if let Some(r) = self.index.read().find(hash, labels) {
+        self.resolve(labels.stable_hash(), |l| l == labels, || labels.clone())
+    }
+
+    /// Resolves or creates the series for `pairs`, sorted by name, unique, with no empty
+    /// values; allocates only when the series is new.
+    pub fn get_or_create_pairs(&self, pairs: &[(&str, &str)]) -> SeriesRef {
+        let hash = crate::model::stable_hash_pairs(pairs.iter().copied());
+        self.resolve(hash, |l| l.eq_pairs(pairs), || Labels::from_pairs(pairs.iter().copied()))
+    }
+
+    fn resolve(&self, hash: u64, eq: impl Fn(&Labels) -> bool, make: impl FnOnce() -> Labels) -> SeriesRef {
+        if let Some(r) = self.index.read().find(hash, &eq) {
             return r;
         }
         let mut idx = self.index.write();
-        if let Some(r) = idx.find(hash, labels) {
+        if let Some(r) = idx.find(hash, &eq) {
             return r;
         }
+        let labels = make();
         let r = idx.series.len() as SeriesRef;
-        idx.insert(r, hash, labels.clone());
         // Logged while the index lock is held, so the definition precedes any sample of it in
         // the log. (Lock order: index, then WAL; commits take the WAL lock without the index.)
         if let Some(w) = self.wal.lock().as_mut()
-            && let Err(e) = w.log_series(&[(r, labels)])
+            && let Err(e) = w.log_series(&[(r, &labels)])
         {
             self.wal_failures.fetch_add(1, Ordering::Relaxed);
             tracing::error!(error = %e, "writing a series to the WAL failed");
         }
+        idx.insert(r, hash, labels);
         r
     }
 
@@ -282,6 +409,7 @@ impl Head {
             series,
             samples_appended: self.samples_appended.load(Ordering::Relaxed),
             out_of_order: self.out_of_order.load(Ordering::Relaxed),
+            late_appended: self.late_appended.load(Ordering::Relaxed),
             min_time: self.min_time.load(Ordering::Relaxed) as i64,
             max_time: self.max_time.load(Ordering::Relaxed) as i64,
             chunk_bytes,
@@ -325,6 +453,7 @@ impl Head {
             pending.iter().map(|(r, _, _)| idx.get(*r).cloned()).collect()
         };
         let mut wal = self.wal.lock();
+        let floor = self.ooo_floor();
         let mut accepted: Vec<(SeriesRef, i64, f64)> =
             Vec::with_capacity(if wal.is_some() { pending.len() } else { 0 });
         let (mut lo, mut hi) = (i64::MAX, i64::MIN);
@@ -334,10 +463,14 @@ impl Head {
                 continue;
             };
             let mut c = s.chunks.lock();
-            match c.verdict(t, v) {
-                Verdict::Append => {
-                    c.push(t, v);
+            let verdict = c.verdict(t, v, floor);
+            match verdict {
+                Verdict::Append | Verdict::Late => {
+                    c.apply(verdict, t, v);
                     drop(c);
+                    if verdict == Verdict::Late {
+                        res.late += 1;
+                    }
                     if wal.is_some() {
                         accepted.push((r, t, v));
                     }
@@ -360,6 +493,7 @@ impl Head {
         drop(wal);
         self.samples_appended.fetch_add(res.appended as u64, Ordering::Relaxed);
         self.out_of_order.fetch_add((res.out_of_order + res.duplicates) as u64, Ordering::Relaxed);
+        self.late_appended.fetch_add(res.late as u64, Ordering::Relaxed);
         if res.appended > 0 {
             fetch_min_i64(&self.min_time, lo);
             fetch_max_i64(&self.max_time, hi);

@@ -65,6 +65,8 @@ pub struct CommitResult {
     pub appended: usize,
     pub out_of_order: usize,
     pub duplicates: usize,
+    /// Accepted samples that were older than their series' newest (out-of-order window).
+    pub late: usize,
     /// Samples for refs the head does not know.
     pub unknown: usize,
     /// The log could not be written: the samples are in memory but not durable.

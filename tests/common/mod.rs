@@ -65,14 +65,22 @@ pub struct Resp {
 }
 
 pub fn http(method: &str, port: u16, path: &str, body: Option<(&str, &str)>) -> std::io::Result<Resp> {
+    let (ct, b) = body.unwrap_or(("text/plain", ""));
+    http_bytes(method, port, path, &[("Content-Type", ct)], b.as_bytes())
+}
+
+/// An HTTP/1.1 request with a binary body and extra headers.
+pub fn http_bytes(method: &str, port: u16, path: &str, headers: &[(&str, &str)], body: &[u8]) -> std::io::Result<Resp> {
     let mut s = TcpStream::connect(("127.0.0.1", port))?;
     s.set_read_timeout(Some(Duration::from_secs(10)))?;
-    let (ct, b) = body.unwrap_or(("text/plain", ""));
-    write!(
-        s,
-        "{method} {path} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nConnection: close\r\nContent-Type: {ct}\r\nContent-Length: {}\r\n\r\n{b}",
-        b.len()
-    )?;
+    let mut req = format!("{method} {path} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nConnection: close\r\n");
+    for (k, v) in headers {
+        req.push_str(&format!("{k}: {v}\r\n"));
+    }
+    req.push_str(&format!("Content-Length: {}\r\n\r\n", body.len()));
+    let mut out = req.into_bytes();
+    out.extend_from_slice(body);
+    s.write_all(&out)?;
     let mut raw = Vec::new();
     s.read_to_end(&mut raw)?;
     let text = String::from_utf8_lossy(&raw).to_string();
@@ -122,12 +130,17 @@ pub struct Vigie {
 
 impl Vigie {
     pub fn start(dir: &Path, args: &[&str]) -> Vigie {
+        Self::start_named(dir, "vigie", args)
+    }
+
+    /// Like `start`, with the log in `NAME.log` (for restarts on the same data dir).
+    pub fn start_named(dir: &Path, name: &str, args: &[&str]) -> Vigie {
         let port = free_port();
         let listen = format!("127.0.0.1:{port}");
         let mut cmd = Command::new(env!("CARGO_BIN_EXE_vigie"));
         cmd.arg("run").arg("--listen").arg(&listen).arg("--data-dir").arg(dir.join("data")).args(args);
         cmd.env("RUST_LOG", "info,vigie=debug");
-        let proc = Proc::spawn("vigie", &mut cmd, dir);
+        let proc = Proc::spawn(name, &mut cmd, dir);
         let v = Vigie { proc, port };
         let p = v.port;
         eventually(Duration::from_secs(20), "vigie /-/ready", || {

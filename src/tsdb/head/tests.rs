@@ -1,3 +1,5 @@
+use std::time::Duration;
+
 use super::*;
 
 fn l(pairs: &[(&str, &str)]) -> Labels {
@@ -82,7 +84,7 @@ fn chunks_are_cut_and_windows_read_across_them() {
 fn wal_replay_restores_committed_samples() {
     let dir = tempfile::tempdir().unwrap();
     {
-        let (head, report) = Head::open(dir.path()).unwrap();
+        let (head, report) = Head::open(dir.path(), Duration::ZERO).unwrap();
         assert_eq!(report.series, 0);
         let mut app = head.appender();
         let a = app.series_ref(&l(&[("__name__", "x"), ("i", "1")]));
@@ -99,7 +101,7 @@ fn wal_replay_restores_committed_samples() {
         app.rollback();
         // Dropped without close(): like a crash after the commit returned.
     }
-    let (head, report) = Head::open(dir.path()).unwrap();
+    let (head, report) = Head::open(dir.path(), Duration::ZERO).unwrap();
     assert_eq!((report.series, report.samples, report.unknown_refs), (2, 301, 0));
     assert_eq!(report.wal.corruption, None);
     let x = all(&head, "x");
@@ -112,4 +114,54 @@ fn wal_replay_restores_committed_samples() {
     let r = head.get_or_create(&l(&[("__name__", "w")]));
     assert_eq!(r, 2);
     assert_eq!(head.get_or_create(&l(&[("__name__", "x"), ("i", "1")])), 0);
+}
+
+#[test]
+fn late_samples_inside_the_window_are_merged_and_survive_replay() {
+    let dir = tempfile::tempdir().unwrap();
+    {
+        let (head, _) = Head::open(dir.path(), Duration::from_secs(60)).unwrap();
+        let mut app = head.appender();
+        let a = app.series_ref(&l(&[("__name__", "x")]));
+        app.append(a, 100_000, 1.0);
+        app.append(a, 120_000, 3.0);
+        let r = app.commit();
+        assert_eq!((r.appended, r.late), (2, 0));
+        let mut app = head.appender();
+        app.append(a, 110_000, 2.0); // late, inside the window
+        app.append(a, 110_000, 2.0); // repeat of a late sample: no-op
+        app.append(a, 115_000, 9.0);
+        app.append(a, 115_000, 8.0); // duplicate of a late sample
+        app.append(a, 59_000, 0.5); // older than newest - 60s
+        app.append(a, 120_000, 4.0); // duplicate of the newest
+        let r = app.commit();
+        assert_eq!((r.appended, r.late, r.out_of_order, r.duplicates), (2, 2, 1, 2));
+        let got: Vec<(i64, f64)> = all(&head, "x")[0].points.iter().map(|p| (p.t, p.v)).collect();
+        assert_eq!(got, vec![(100_000, 1.0), (110_000, 2.0), (115_000, 9.0), (120_000, 3.0)]);
+        // A window read sees only its late samples.
+        let w = head.select(&[Matcher::equal("__name__", "x")], 105_000, 112_000);
+        assert_eq!(w[0].points, vec![Point { t: 110_000, v: 2.0 }]);
+        assert_eq!(head.stats().late_appended, 2);
+    }
+    let (head, report) = Head::open(dir.path(), Duration::from_secs(60)).unwrap();
+    assert_eq!(report.samples, 4);
+    assert_eq!(all(&head, "x")[0].points.len(), 4);
+}
+
+#[test]
+fn without_a_window_late_samples_are_rejected() {
+    let head = Head::new();
+    let mut app = head.appender();
+    let a = app.series_ref(&l(&[("__name__", "x")]));
+    app.append(a, 2000, 1.0);
+    app.append(a, 1000, 1.0);
+    let r = app.commit();
+    assert_eq!((r.appended, r.late, r.out_of_order), (1, 0, 1));
+}
+
+#[test]
+fn merge_keeps_order_and_prefers_the_first_run() {
+    let p = |t, v| Point { t, v };
+    let merged = merge_points(&[p(1, 1.0), p(3, 3.0), p(5, 5.0)], &[p(0, 0.0), p(3, 9.0), p(6, 6.0)]);
+    assert_eq!(merged, vec![p(0, 0.0), p(1, 1.0), p(3, 3.0), p(5, 5.0), p(6, 6.0)]);
 }
