@@ -18,7 +18,7 @@ use crate::metrics::Metrics;
 use crate::promql::{Engine, EngineOptions};
 use crate::scrape::ScrapeManager;
 use crate::scrape::scrape_loop::now_ms;
-use crate::tsdb::Head;
+use crate::tsdb::{Db, DbOptions};
 
 /// Settings of `vigie run`.
 #[derive(Clone, Debug)]
@@ -49,7 +49,7 @@ pub enum AppError {
     #[error("server error: {0}")]
     Serve(std::io::Error),
     #[error("storage: {0}")]
-    Storage(#[from] crate::tsdb::wal::WalError),
+    Storage(#[from] crate::tsdb::DbError),
 }
 
 /// Where vigie scrapes itself in the embedded default config.
@@ -116,10 +116,16 @@ pub async fn run(opts: RunOptions) -> Result<(), AppError> {
         tracing::warn!("--monitors-dir and --router-config are accepted but not read yet by this build");
     }
 
-    let wal_dir = opts.data_dir.join("wal");
-    let (head, report) = Head::open(&wal_dir, opts.out_of_order_window).map_err(AppError::Storage)?;
+    let db_opts = DbOptions {
+        retention: opts.retention,
+        retention_bytes: opts.retention_size,
+        out_of_order_window: opts.out_of_order_window,
+    };
+    let (db, report) = Db::open(&opts.data_dir, db_opts)?;
     tracing::info!(
-        dir = %wal_dir.display(),
+        dir = %opts.data_dir.display(),
+        blocks = db.blocks().len(),
+        checkpoint = ?report.wal.checkpoint,
         segments = report.wal.segments,
         series = report.series,
         samples = report.samples,
@@ -128,7 +134,8 @@ pub async fn run(opts: RunOptions) -> Result<(), AppError> {
         duration_ms = report.duration_ms,
         "WAL replayed"
     );
-    let metrics = Metrics::new(head.clone());
+    let head = db.head().clone();
+    let metrics = Metrics::new(db.clone());
     let (discovery, groups_rx) = DiscoveryManager::new();
     let default_yaml = config::default_yaml(&self_address(&local));
     let initial = load(&opts.config, &default_yaml)?;
@@ -148,14 +155,14 @@ pub async fn run(opts: RunOptions) -> Result<(), AppError> {
     let targets = scrape.view();
     tokio::spawn(scrape.run(config_rx.clone(), groups_rx));
 
-    let engine = Engine::new(head.clone(), EngineOptions { lookback_delta: opts.lookback_delta });
+    let engine = Engine::new(db.clone(), EngineOptions { lookback_delta: opts.lookback_delta });
     let reload_fn: ReloadFn = {
         let r = reloader.clone();
         Arc::new(move || r.reload())
     };
     let state = Arc::new(AppState {
         engine,
-        head: head.clone(),
+        db: db.clone(),
         targets,
         config: config_rx,
         reload: reload_fn,
@@ -166,7 +173,7 @@ pub async fn run(opts: RunOptions) -> Result<(), AppError> {
     });
 
     spawn_sighup(reloader.clone());
-    spawn_retention(head.clone(), opts.retention);
+    spawn_maintenance(db.clone());
 
     tracing::info!(listen = %local, config = ?opts.config, jobs = initial.scrape_jobs.len(), "vigie started");
     state.ready.store(true, Ordering::Release);
@@ -174,7 +181,7 @@ pub async fn run(opts: RunOptions) -> Result<(), AppError> {
         .with_graceful_shutdown(shutdown_signal())
         .await
         .map_err(AppError::Serve)?;
-    head.close().map_err(AppError::Storage)?;
+    db.close()?;
     tracing::info!("vigie stopped");
     Ok(())
 }
@@ -191,12 +198,16 @@ fn spawn_sighup(reloader: Arc<Reloader>) {
     });
 }
 
-fn spawn_retention(head: Arc<Head>, retention: Duration) {
+/// Compaction and retention every minute, off the async threads.
+fn spawn_maintenance(db: Arc<Db>) {
     tokio::spawn(async move {
         let mut tick = tokio::time::interval(Duration::from_secs(60));
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
             tick.tick().await;
-            head.truncate_before(now_ms() - retention.as_millis() as i64);
+            let db = db.clone();
+            // Errors are logged and counted inside; the next tick retries.
+            let _ = tokio::task::spawn_blocking(move || db.maintain(now_ms())).await;
         }
     });
 }

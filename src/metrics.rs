@@ -12,7 +12,7 @@ use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::{ConstGauge, Gauge};
 use prometheus_client::registry::Registry;
 
-use crate::tsdb::Head;
+use crate::tsdb::Db;
 
 type JobLabels = Vec<(String, String)>;
 
@@ -38,7 +38,7 @@ impl std::fmt::Debug for Metrics {
     }
 }
 
-struct HeadCollector(Arc<Head>);
+struct HeadCollector(Arc<Db>);
 
 impl std::fmt::Debug for HeadCollector {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -58,8 +58,26 @@ fn const_counter(enc: &mut DescriptorEncoder, name: &str, help: &str, v: u64) ->
 
 impl Collector for HeadCollector {
     fn encode(&self, mut enc: DescriptorEncoder) -> Result<(), std::fmt::Error> {
-        let s = self.0.stats();
+        let s = self.0.head().stats();
+        let d = self.0.stats();
         let e = &mut enc;
+        const_gauge(e, "vigie_tsdb_blocks_loaded", "Persisted blocks in use.", d.blocks as i64)?;
+        const_gauge(e, "vigie_tsdb_storage_blocks_bytes", "Size of the persisted blocks.", d.blocks_bytes as i64)?;
+        const_counter(e, "vigie_tsdb_compactions", "Blocks written by head compaction or merging.", d.compactions)?;
+        const_counter(e, "vigie_tsdb_compactions_failed", "Compactions that failed.", d.compaction_failures)?;
+        const_counter(e, "vigie_tsdb_blocks_quarantined", "Blocks moved to quarantine/ as damaged.", d.quarantined)?;
+        const_counter(
+            e,
+            "vigie_tsdb_retention_deletions",
+            "Blocks deleted by time or size retention.",
+            d.retention_deletions,
+        )?;
+        const_counter(
+            e,
+            "vigie_tsdb_out_of_order_accepted",
+            "Late samples accepted in the out-of-order window.",
+            s.late_appended,
+        )?;
         const_gauge(e, "vigie_tsdb_head_series", "Series in the head block.", s.series as i64)?;
         const_gauge(
             e,
@@ -84,7 +102,7 @@ impl Collector for HeadCollector {
 }
 
 impl Metrics {
-    pub fn new(head: Arc<Head>) -> Arc<Self> {
+    pub fn new(db: Arc<Db>) -> Arc<Self> {
         let mut registry = Registry::default();
         let build = Family::<JobLabels, Gauge>::default();
         build.get_or_create(&vec![("version".into(), env!("CARGO_PKG_VERSION").into())]).set(1);
@@ -136,7 +154,7 @@ impl Metrics {
             "Remote-write samples (or series, reason invalid_series) not stored, by reason.",
             m.rw_rejected.clone(),
         );
-        r.register_collector(Box::new(HeadCollector(head)));
+        r.register_collector(Box::new(HeadCollector(db)));
         Arc::new(m)
     }
 
@@ -177,6 +195,7 @@ impl Metrics {
         for (reason, n) in [
             ("out_of_order", r.out_of_order),
             ("duplicate", r.duplicates),
+            ("out_of_bounds", r.out_of_bounds),
             ("too_new", r.too_new),
             ("invalid_series", r.invalid_series),
             ("histogram", r.histograms_dropped),

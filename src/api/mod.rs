@@ -20,7 +20,7 @@ use crate::config::Config;
 use crate::metrics::Metrics;
 use crate::promql::Engine;
 use crate::scrape::TargetsView;
-use crate::tsdb::Head;
+use crate::tsdb::Db;
 
 /// Applies a new configuration from disk; `Err` carries the reason it was rejected.
 pub type ReloadFn = Arc<dyn Fn() -> Result<(), String> + Send + Sync>;
@@ -28,7 +28,7 @@ pub type ReloadFn = Arc<dyn Fn() -> Result<(), String> + Send + Sync>;
 /// Everything the handlers read.
 pub struct AppState {
     pub engine: Engine,
-    pub head: Arc<Head>,
+    pub db: Arc<Db>,
     pub targets: TargetsView,
     pub config: watch::Receiver<Arc<Config>>,
     pub reload: ReloadFn,

@@ -61,6 +61,8 @@ pub struct IngestReport {
     pub late: usize,
     pub out_of_order: usize,
     pub duplicates: usize,
+    /// Older than the newest block: that time range is closed.
+    pub out_of_bounds: usize,
     pub too_new: usize,
     /// Series skipped for their labels, with the first reason.
     pub invalid_series: usize,
@@ -73,7 +75,7 @@ pub struct IngestReport {
 
 impl IngestReport {
     pub fn rejected_samples(&self) -> usize {
-        self.out_of_order + self.duplicates + self.too_new
+        self.out_of_order + self.duplicates + self.too_new + self.out_of_bounds
     }
 }
 
@@ -163,7 +165,8 @@ pub fn ingest(head: &Arc<Head>, req: &WriteRequest, now_ms: i64) -> IngestReport
             }
         }
     }
-    let CommitResult { appended, out_of_order, duplicates, late, wal_error, .. } = app.commit();
+    let CommitResult { appended, out_of_order, duplicates, late, out_of_bounds, wal_error, .. } = app.commit();
+    report.out_of_bounds = out_of_bounds;
     report.appended = appended;
     report.late = late;
     report.out_of_order = out_of_order;
@@ -188,7 +191,7 @@ pub async fn write(State(st): State<Arc<AppState>>, headers: HeaderMap, body: By
     {
         return refused(e, &st);
     }
-    let head = st.head.clone();
+    let head = st.db.head().clone();
     let result = tokio::task::spawn_blocking(move || decode(&body).map(|req| ingest(&head, &req, now_ms()))).await;
     let report = match result {
         Ok(Ok(r)) => r,
@@ -203,10 +206,11 @@ pub async fn write(State(st): State<Arc<AppState>>, headers: HeaderMap, body: By
         (StatusCode::INTERNAL_SERVER_ERROR, format!("samples could not be logged: {e}")).into_response()
     } else if report.rejected_samples() > 0 {
         let msg = format!(
-            "{} samples rejected: {} out of order, {} duplicate timestamp, {} too far in the future; {} written",
+            "{} samples rejected: {} out of order, {} duplicate timestamp, {} out of bounds, {} too far in the future; {} written",
             report.rejected_samples(),
             report.out_of_order,
             report.duplicates,
+            report.out_of_bounds,
             report.too_new,
             report.appended
         );

@@ -142,7 +142,7 @@ pub async fn series(State(s): St, method: Method, uri: Uri, headers: HeaderMap, 
             return Err(ApiError::BadData("no match[] parameter provided".into()));
         }
         let (mint, maxt) = time_range(&p)?;
-        let mut all: Vec<Labels> = sels.iter().flat_map(|m| s.head.series(m, mint, maxt)).collect();
+        let mut all: Vec<Labels> = sels.iter().flat_map(|m| s.db.series(m, mint, maxt)).collect();
         all.sort();
         all.dedup();
         Ok(success(Json::Array(all.iter().map(labels_json).collect())))
@@ -154,8 +154,8 @@ fn names_or_values(s: &AppState, p: &Params, name: Option<&str>) -> Result<Vec<S
     let sels = selectors(p)?;
     let (mint, maxt) = time_range(p)?;
     let fetch = |m: &[Matcher]| match name {
-        Some(n) => s.head.label_values(n, m, mint, maxt),
-        None => s.head.label_names(m, mint, maxt),
+        Some(n) => s.db.label_values(n, m, mint, maxt),
+        None => s.db.label_names(m, mint, maxt),
     };
     let mut out: Vec<String> = if sels.is_empty() { fetch(&[]) } else { sels.iter().flat_map(|m| fetch(m)).collect() };
     out.sort();
@@ -250,7 +250,7 @@ pub async fn flags(State(s): St) -> Response {
 }
 
 pub async fn runtimeinfo(State(s): St) -> Response {
-    let st = s.head.stats();
+    let st = s.db.head().stats();
     success(json!({
         "startTime": format_rfc3339(s.started_ms),
         "CWD": std::env::current_dir().map(|d| d.display().to_string()).unwrap_or_default(),

@@ -159,6 +159,28 @@ impl SeriesChunks {
     }
 }
 
+/// A chunk handed to the block writer.
+#[derive(Clone, Debug, PartialEq)]
+pub struct BlockChunk {
+    pub min_t: i64,
+    pub max_t: i64,
+    pub data: Arc<[u8]>,
+}
+
+/// Encodes time-sorted points into chunks cut as the head cuts them.
+pub fn encode_chunks(points: &[Point]) -> Vec<BlockChunk> {
+    let mut c = SeriesChunks::default();
+    for p in points {
+        c.push(p.t, p.v);
+    }
+    let mut out: Vec<BlockChunk> =
+        c.sealed.into_iter().map(|k| BlockChunk { min_t: k.min_t, max_t: k.max_t, data: k.data }).collect();
+    if !c.open.is_empty() {
+        out.push(BlockChunk { min_t: c.open.min_time(), max_t: c.open.max_time(), data: c.open.bytes().into() });
+    }
+    out
+}
+
 /// What a reader copies out of a series under its lock.
 struct Snapshot {
     chunks: Vec<Arc<[u8]>>,
@@ -274,6 +296,9 @@ pub struct Head {
     max_time: AtomicU64,
     /// Width of the out-of-order window in ms; 0 rejects every late sample.
     ooo_window_ms: AtomicI64,
+    /// Samples older than this belong to persisted blocks and are refused (out of bounds).
+    min_valid_time: AtomicI64,
+    wal_dir: Option<std::path::PathBuf>,
 }
 
 impl Head {
@@ -293,7 +318,24 @@ impl Head {
             min_time: AtomicU64::new(i64::MAX as u64),
             max_time: AtomicU64::new(i64::MIN as u64),
             ooo_window_ms: AtomicI64::new(0),
+            min_valid_time: AtomicI64::new(i64::MIN),
+            wal_dir: None,
         }
+    }
+
+    /// Refuses samples before `t` from now on (they are in blocks).
+    pub fn set_min_valid_time(&self, t: i64) {
+        self.min_valid_time.fetch_max(t, Ordering::Relaxed);
+    }
+
+    pub fn min_valid_time(&self) -> i64 {
+        self.min_valid_time.load(Ordering::Relaxed)
+    }
+
+    /// Lowest and highest sample time in the head, `None` when empty.
+    pub fn time_range(&self) -> Option<(i64, i64)> {
+        let (lo, hi) = (self.min_time.load(Ordering::Relaxed) as i64, self.max_time.load(Ordering::Relaxed) as i64);
+        (lo <= hi).then_some((lo, hi))
     }
 
     /// Accepts samples up to `window` older than the newest sample of the head.
@@ -312,12 +354,19 @@ impl Head {
 
     /// Opens the head on `wal_dir`: replays the log (repairing a damaged tail) and starts
     /// writing a new segment.
-    pub fn open(wal_dir: &Path, ooo_window: std::time::Duration) -> Result<(Arc<Self>, OpenReport), WalError> {
+    /// `min_valid_time` is the end of the newest block: older logged samples are skipped.
+    pub fn open(
+        wal_dir: &Path,
+        ooo_window: std::time::Duration,
+        min_valid_time: i64,
+    ) -> Result<(Arc<Self>, OpenReport), WalError> {
         let started = Instant::now();
-        let head = Self::empty(None);
+        let mut head = Self::empty(None);
+        head.wal_dir = Some(wal_dir.to_path_buf());
         head.set_out_of_order_window(ooo_window);
+        head.set_min_valid_time(min_valid_time);
         let mut report = OpenReport::default();
-        let wal_stats = wal::replay(wal_dir, 0, |rec| match rec {
+        let wal_stats = wal::replay_all(wal_dir, |rec| match rec {
             Record::Series(series) => {
                 let mut idx = head.index.write();
                 for (r, labels) in series {
@@ -335,6 +384,9 @@ impl Head {
                 // only grows within a record); every logged sample was accepted once.
                 let floor = head.ooo_floor();
                 for (r, t, v) in samples {
+                    if t < min_valid_time {
+                        continue;
+                    }
                     let Some(s) = idx.get(r) else {
                         report.unknown_refs += 1;
                         continue;
@@ -426,6 +478,61 @@ impl Head {
         self.min_time.fetch_max(min_t as u64, Ordering::Relaxed);
     }
 
+    /// Refuses samples before `t` from now on and waits for commits that may still have
+    /// accepted such samples (they hold the WAL lock): after this, data before `t` is fixed.
+    pub fn seal_before(&self, t: i64) {
+        self.set_min_valid_time(t);
+        drop(self.wal.lock());
+    }
+
+    /// Every series with data in `[mint, maxt)`, sorted by labels, with its chunks there: the
+    /// content of a block. Chunks never cross a [`CHUNK_RANGE_MS`] boundary, so for an
+    /// aligned range whole chunks are taken; late samples are merged in by re-encoding.
+    pub fn block_data(&self, mint: i64, maxt: i64) -> Vec<(Labels, Vec<BlockChunk>)> {
+        let series: Vec<Arc<MemSeries>> = self.index.read().series.iter().flatten().cloned().collect();
+        let mut out = Vec::new();
+        for s in series {
+            let c = s.chunks.lock();
+            let mut chunks: Vec<BlockChunk> = c
+                .sealed
+                .iter()
+                .filter(|k| k.min_t >= mint && k.max_t < maxt)
+                .map(|k| BlockChunk { min_t: k.min_t, max_t: k.max_t, data: k.data.clone() })
+                .collect();
+            if !c.open.is_empty() && c.open.min_time() >= mint && c.open.max_time() < maxt {
+                let o = &c.open;
+                chunks.push(BlockChunk { min_t: o.min_time(), max_t: o.max_time(), data: o.bytes().into() });
+            }
+            let late: Vec<Point> = c.ooo.iter().filter(|p| p.t >= mint && p.t < maxt).copied().collect();
+            drop(c);
+            if !late.is_empty() {
+                let snap = Snapshot { chunks: chunks.iter().map(|k| k.data.clone()).collect(), late };
+                chunks = encode_chunks(&decode_window(&snap, mint, maxt - 1));
+            }
+            if !chunks.is_empty() {
+                out.push((s.labels.clone(), chunks));
+            }
+        }
+        out.sort_by(|a, b| a.0.cmp(&b.0));
+        out
+    }
+
+    /// Starts a new WAL segment and folds the older ones into a checkpoint keeping samples at
+    /// or after `min_t` (after the head was truncated there).
+    pub fn checkpoint_wal(&self, min_t: i64) -> Result<Option<wal::checkpoint::CheckpointStats>, WalError> {
+        let (Some(dir), upto) = (self.wal_dir.as_ref(), {
+            let mut w = self.wal.lock();
+            match w.as_mut() {
+                Some(w) => w.next_segment()?.checked_sub(1),
+                None => None,
+            }
+        }) else {
+            return Ok(None);
+        };
+        let Some(upto) = upto else { return Ok(None) };
+        wal::checkpoint::create(dir, upto, |_| true, min_t).map(Some)
+    }
+
     /// Flushes and fsyncs the log (clean shutdown).
     pub fn close(&self) -> Result<(), WalError> {
         match self.wal.lock().as_mut() {
@@ -454,6 +561,7 @@ impl Head {
         };
         let mut wal = self.wal.lock();
         let floor = self.ooo_floor();
+        let min_valid = self.min_valid_time();
         let mut accepted: Vec<(SeriesRef, i64, f64)> =
             Vec::with_capacity(if wal.is_some() { pending.len() } else { 0 });
         let (mut lo, mut hi) = (i64::MAX, i64::MIN);
@@ -462,6 +570,10 @@ impl Head {
                 res.unknown += 1;
                 continue;
             };
+            if t < min_valid {
+                res.out_of_bounds += 1;
+                continue;
+            }
             let mut c = s.chunks.lock();
             let verdict = c.verdict(t, v, floor);
             match verdict {
@@ -492,7 +604,7 @@ impl Head {
         }
         drop(wal);
         self.samples_appended.fetch_add(res.appended as u64, Ordering::Relaxed);
-        self.out_of_order.fetch_add((res.out_of_order + res.duplicates) as u64, Ordering::Relaxed);
+        self.out_of_order.fetch_add((res.out_of_order + res.duplicates + res.out_of_bounds) as u64, Ordering::Relaxed);
         self.late_appended.fetch_add(res.late as u64, Ordering::Relaxed);
         if res.appended > 0 {
             fetch_min_i64(&self.min_time, lo);

@@ -65,7 +65,7 @@ impl Postings {
     }
 }
 
-fn intersect(a: &[SeriesRef], b: &[SeriesRef]) -> Vec<SeriesRef> {
+pub(super) fn intersect(a: &[SeriesRef], b: &[SeriesRef]) -> Vec<SeriesRef> {
     let (mut i, mut j) = (0, 0);
     let mut out = Vec::with_capacity(a.len().min(b.len()));
     while i < a.len() && j < b.len() {
@@ -82,7 +82,7 @@ fn intersect(a: &[SeriesRef], b: &[SeriesRef]) -> Vec<SeriesRef> {
     out
 }
 
-fn merge_union(parts: &[&Vec<SeriesRef>]) -> Vec<SeriesRef> {
+pub(super) fn merge_union(parts: &[&Vec<SeriesRef>]) -> Vec<SeriesRef> {
     match parts {
         [] => Vec::new(),
         [one] => (*one).clone(),

@@ -6,13 +6,17 @@
 //! chunks ([`chunk`]) with a label index, and logs every commit to the write-ahead log
 //! ([`wal`]) before acknowledging it.
 
+pub mod block;
 pub mod chunk;
+mod db;
+mod encoding;
 mod head;
 mod index;
 mod matcher;
 pub mod wal;
 
-pub use head::{CHUNK_RANGE_MS, Head, HeadAppender, HeadStats, OpenReport};
+pub use db::{Db, DbError, DbOptions, DbStats, MaintenanceReport};
+pub use head::{BlockChunk, CHUNK_RANGE_MS, Head, HeadAppender, HeadStats, OpenReport, encode_chunks};
 pub use matcher::{MatchKind, Matcher, MatcherError};
 
 use crate::model::Labels;
@@ -65,6 +69,8 @@ pub struct CommitResult {
     pub appended: usize,
     pub out_of_order: usize,
     pub duplicates: usize,
+    /// Samples older than the head's lower bound (their time is already in a block).
+    pub out_of_bounds: usize,
     /// Accepted samples that were older than their series' newest (out-of-order window).
     pub late: usize,
     /// Samples for refs the head does not know.

@@ -10,6 +10,7 @@
 //! truncates the segment there, deletes later segments and reports it: a damaged tail
 //! costs the samples after it, never a crash loop.
 
+pub mod checkpoint;
 pub mod record;
 
 use std::fs::{self, File, OpenOptions};
@@ -35,6 +36,12 @@ pub enum WalError {
     Io { path: PathBuf, source: io::Error },
     #[error("invalid WAL record: {0}")]
     Record(String),
+}
+
+impl From<crate::tsdb::encoding::DecodeError> for WalError {
+    fn from(e: crate::tsdb::encoding::DecodeError) -> Self {
+        WalError::Record(e.0)
+    }
 }
 
 fn io_err(path: &Path) -> impl FnOnce(io::Error) -> WalError + '_ {
@@ -190,6 +197,8 @@ impl Wal {
 /// What a replay found.
 #[derive(Debug, Default, Clone, PartialEq)]
 pub struct ReplayStats {
+    /// The checkpoint replayed first, if any.
+    pub checkpoint: Option<u32>,
     pub segments: usize,
     pub records: u64,
     pub bytes: u64,
@@ -209,8 +218,33 @@ pub struct Corruption {
 /// Reads every record of segments ≥ `from` in order, calling `apply` for each. A damaged
 /// frame ends the replay: its segment is truncated at the frame, later segments are
 /// deleted, and the damage is returned in the stats (and logged).
-pub fn replay(dir: &Path, from: u32, mut apply: impl FnMut(Record)) -> Result<ReplayStats, WalError> {
+pub fn replay(dir: &Path, from: u32, apply: impl FnMut(Record)) -> Result<ReplayStats, WalError> {
     let all: Vec<u32> = segments(dir)?.into_iter().filter(|n| *n >= from).collect();
+    replay_segments(dir, &all, apply)
+}
+
+/// Replays the newest checkpoint, then the segments after it: the whole log of a head.
+pub fn replay_all(dir: &Path, mut apply: impl FnMut(Record)) -> Result<ReplayStats, WalError> {
+    checkpoint::remove_partial(dir)?;
+    let mut stats = ReplayStats::default();
+    let mut from = 0;
+    if let Some((n, path)) = checkpoint::latest(dir)? {
+        let cp = replay(&path, 0, &mut apply)?;
+        tracing::info!(checkpoint = n, records = cp.records, "WAL checkpoint replayed");
+        stats.checkpoint = Some(n);
+        stats.records += cp.records;
+        stats.bytes += cp.bytes;
+        from = n + 1;
+    }
+    let rest = replay(dir, from, apply)?;
+    stats.segments = rest.segments;
+    stats.records += rest.records;
+    stats.bytes += rest.bytes;
+    stats.corruption = rest.corruption;
+    Ok(stats)
+}
+
+fn replay_segments(dir: &Path, all: &[u32], mut apply: impl FnMut(Record)) -> Result<ReplayStats, WalError> {
     let mut stats = ReplayStats::default();
     let started = Instant::now();
     let mut decoder = snap::raw::Decoder::new();

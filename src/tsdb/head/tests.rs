@@ -84,7 +84,7 @@ fn chunks_are_cut_and_windows_read_across_them() {
 fn wal_replay_restores_committed_samples() {
     let dir = tempfile::tempdir().unwrap();
     {
-        let (head, report) = Head::open(dir.path(), Duration::ZERO).unwrap();
+        let (head, report) = Head::open(dir.path(), Duration::ZERO, i64::MIN).unwrap();
         assert_eq!(report.series, 0);
         let mut app = head.appender();
         let a = app.series_ref(&l(&[("__name__", "x"), ("i", "1")]));
@@ -101,7 +101,7 @@ fn wal_replay_restores_committed_samples() {
         app.rollback();
         // Dropped without close(): like a crash after the commit returned.
     }
-    let (head, report) = Head::open(dir.path(), Duration::ZERO).unwrap();
+    let (head, report) = Head::open(dir.path(), Duration::ZERO, i64::MIN).unwrap();
     assert_eq!((report.series, report.samples, report.unknown_refs), (2, 301, 0));
     assert_eq!(report.wal.corruption, None);
     let x = all(&head, "x");
@@ -120,7 +120,7 @@ fn wal_replay_restores_committed_samples() {
 fn late_samples_inside_the_window_are_merged_and_survive_replay() {
     let dir = tempfile::tempdir().unwrap();
     {
-        let (head, _) = Head::open(dir.path(), Duration::from_secs(60)).unwrap();
+        let (head, _) = Head::open(dir.path(), Duration::from_secs(60), i64::MIN).unwrap();
         let mut app = head.appender();
         let a = app.series_ref(&l(&[("__name__", "x")]));
         app.append(a, 100_000, 1.0);
@@ -143,7 +143,7 @@ fn late_samples_inside_the_window_are_merged_and_survive_replay() {
         assert_eq!(w[0].points, vec![Point { t: 110_000, v: 2.0 }]);
         assert_eq!(head.stats().late_appended, 2);
     }
-    let (head, report) = Head::open(dir.path(), Duration::from_secs(60)).unwrap();
+    let (head, report) = Head::open(dir.path(), Duration::from_secs(60), i64::MIN).unwrap();
     assert_eq!(report.samples, 4);
     assert_eq!(all(&head, "x")[0].points.len(), 4);
 }

@@ -4,6 +4,7 @@
 use super::WalError;
 use crate::model::{Label, Labels};
 use crate::tsdb::SeriesRef;
+use crate::tsdb::encoding::{Decoder, put_str, put_uvarint, put_varint};
 
 pub const SERIES: u8 = 1;
 pub const SAMPLES: u8 = 2;
@@ -13,23 +14,6 @@ pub const SAMPLES: u8 = 2;
 pub enum Record {
     Series(Vec<(SeriesRef, Labels)>),
     Samples(Vec<(SeriesRef, i64, f64)>),
-}
-
-pub fn put_uvarint(out: &mut Vec<u8>, mut v: u64) {
-    while v >= 0x80 {
-        out.push(v as u8 | 0x80);
-        v >>= 7;
-    }
-    out.push(v as u8);
-}
-
-pub fn put_varint(out: &mut Vec<u8>, v: i64) {
-    put_uvarint(out, ((v << 1) ^ (v >> 63)) as u64);
-}
-
-fn put_str(out: &mut Vec<u8>, s: &str) {
-    put_uvarint(out, s.len() as u64);
-    out.extend_from_slice(s.as_bytes());
 }
 
 /// `ref, label count, (name, value)…` per series.
@@ -55,57 +39,6 @@ pub fn encode_samples(out: &mut Vec<u8>, samples: &[(SeriesRef, i64, f64)]) {
         put_varint(out, r.wrapping_sub(base_ref) as i64);
         put_varint(out, t.wrapping_sub(base_t));
         out.extend_from_slice(&v.to_bits().to_le_bytes());
-    }
-}
-
-/// A cursor over a record payload.
-pub struct Decoder<'a> {
-    buf: &'a [u8],
-    pos: usize,
-}
-
-impl<'a> Decoder<'a> {
-    pub fn new(buf: &'a [u8]) -> Self {
-        Decoder { buf, pos: 0 }
-    }
-
-    fn done(&self) -> bool {
-        self.pos >= self.buf.len()
-    }
-
-    fn err(&self, what: &str) -> WalError {
-        WalError::Record(format!("{what} at byte {}", self.pos))
-    }
-
-    pub fn uvarint(&mut self) -> Result<u64, WalError> {
-        let mut v = 0u64;
-        for shift in (0..64).step_by(7) {
-            let b = *self.buf.get(self.pos).ok_or_else(|| self.err("truncated varint"))?;
-            self.pos += 1;
-            v |= ((b & 0x7f) as u64) << shift;
-            if b < 0x80 {
-                return Ok(v);
-            }
-        }
-        Err(self.err("varint overflow"))
-    }
-
-    pub fn varint(&mut self) -> Result<i64, WalError> {
-        let u = self.uvarint()?;
-        Ok((u >> 1) as i64 ^ -((u & 1) as i64))
-    }
-
-    fn bytes(&mut self, n: usize) -> Result<&'a [u8], WalError> {
-        let end = self.pos.checked_add(n).filter(|e| *e <= self.buf.len()).ok_or_else(|| self.err("truncated"))?;
-        let b = &self.buf[self.pos..end];
-        self.pos = end;
-        Ok(b)
-    }
-
-    fn string(&mut self) -> Result<String, WalError> {
-        let n = self.uvarint()? as usize;
-        let b = self.bytes(n)?;
-        String::from_utf8(b.to_vec()).map_err(|_| self.err("invalid UTF-8 in label"))
     }
 }
 
@@ -143,7 +76,7 @@ pub fn decode(kind: u8, payload: &[u8]) -> Result<Record, WalError> {
                 out.push((r, t, v));
             }
             if !d.done() {
-                return Err(d.err("trailing bytes after samples"));
+                return Err(d.err("trailing bytes after samples").into());
             }
             Ok(Record::Samples(out))
         }
