@@ -120,6 +120,11 @@ fn default_config_scrapes_itself_and_api_shapes() {
     assert_eq!(b["data"]["version"], env!("CARGO_PKG_VERSION"));
     let f: serde_json::Value = serde_json::from_str(&v.get("/api/v1/status/flags").body).unwrap();
     assert_eq!(f["data"]["discovery"], "auto");
+    let t: serde_json::Value = serde_json::from_str(&v.get("/api/v1/status/tsdb?limit=3").body).unwrap();
+    let by_name = t["data"]["seriesCountByMetricName"].as_array().unwrap();
+    assert!(by_name.len() == 3 && by_name[0]["value"].as_u64() >= by_name[2]["value"].as_u64(), "{t}");
+    assert!(t["data"]["headStats"]["numSeries"].as_u64().unwrap() > 3, "{t}");
+    assert_eq!(v.get("/api/v1/status/tsdb?limit=x").status, 400);
     assert_eq!(v.get("/-/healthy").status, 200);
     let home = v.get("/");
     assert!(home.body.contains("<h2>vigie"), "{}", home.body);

@@ -262,6 +262,37 @@ pub async fn runtimeinfo(State(s): St) -> Response {
     }))
 }
 
+/// `/api/v1/status/tsdb` in Prometheus's shape; `limit` (default 10) bounds each list.
+pub async fn status_tsdb(State(s): St, uri: Uri) -> Result<Response, ApiError> {
+    let limit = match uri.query().and_then(|q| form_urlencoded::parse(q.as_bytes()).find(|(k, _)| k == "limit")) {
+        Some((_, v)) => v
+            .parse::<usize>()
+            .ok()
+            .filter(|n| *n > 0)
+            .ok_or_else(|| ApiError::BadData(format!("limit must be a positive number, got {v:?}")))?,
+        None => 10,
+    };
+    let head = s.db.head();
+    let st = head.stats();
+    let c = head.cardinality(limit);
+    let list =
+        |v: &[(String, u64)]| -> Json { v.iter().map(|(name, value)| json!({"name": name, "value": value})).collect() };
+    let (min_t, max_t) = head.time_range().unwrap_or((0, 0));
+    Ok(success(json!({
+        "headStats": {
+            "numSeries": st.series,
+            "numLabelPairs": c.num_label_pairs,
+            "chunkCount": c.chunk_count,
+            "minTime": min_t,
+            "maxTime": max_t,
+        },
+        "seriesCountByMetricName": list(&c.series_count_by_metric_name),
+        "labelValueCountByLabelName": list(&c.label_value_count_by_label_name),
+        "memoryInBytesByLabelName": list(&c.memory_in_bytes_by_label_name),
+        "seriesCountByLabelValuePair": list(&c.series_count_by_label_value_pair),
+    })))
+}
+
 pub async fn self_metrics(State(s): St) -> Response {
     ([(header::CONTENT_TYPE, "application/openmetrics-text; version=1.0.0; charset=utf-8")], s.metrics.encode())
         .into_response()

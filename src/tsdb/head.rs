@@ -272,6 +272,18 @@ pub struct HeadStats {
     pub wal_failures: u64,
 }
 
+/// The head's cardinality, as Prometheus's `/api/v1/status/tsdb` reports it.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct Cardinality {
+    pub num_label_pairs: u64,
+    pub chunk_count: u64,
+    pub series_count_by_metric_name: Vec<(String, u64)>,
+    pub label_value_count_by_label_name: Vec<(String, u64)>,
+    /// Bytes of label values per label name (value length × series).
+    pub memory_in_bytes_by_label_name: Vec<(String, u64)>,
+    pub series_count_by_label_value_pair: Vec<(String, u64)>,
+}
+
 /// What opening a head on a directory found in its WAL.
 #[derive(Debug, Default, Clone, PartialEq)]
 pub struct OpenReport {
@@ -466,6 +478,45 @@ impl Head {
             max_time: self.max_time.load(Ordering::Relaxed) as i64,
             chunk_bytes,
             wal_failures: self.wal_failures.load(Ordering::Relaxed),
+        }
+    }
+
+    /// Cardinality figures for `/api/v1/status/tsdb`, each list the `limit` largest.
+    pub fn cardinality(&self, limit: usize) -> Cardinality {
+        let idx = self.index.read();
+        let mut by_metric = Vec::new();
+        let mut values_by_name: HashMap<&str, (u64, u64)> = HashMap::new();
+        let mut by_pair = Vec::new();
+        let mut pairs = 0u64;
+        for (n, v, count) in idx.postings.pair_counts() {
+            pairs += 1;
+            if n == crate::model::METRIC_NAME {
+                by_metric.push((v.to_string(), count as u64));
+            }
+            let e = values_by_name.entry(n).or_default();
+            e.0 += 1;
+            e.1 += (v.len() * count) as u64;
+            by_pair.push((format!("{n}={v}"), count as u64));
+        }
+        let chunks = idx.series.iter().flatten().map(|s| {
+            let c = s.chunks.lock();
+            c.sealed.len() as u64 + u64::from(!c.open.is_empty())
+        });
+        let chunk_count = chunks.sum();
+        let top = |mut v: Vec<(String, u64)>| {
+            v.sort_by(|a, b| b.1.cmp(&a.1).then_with(|| a.0.cmp(&b.0)));
+            v.truncate(limit);
+            v
+        };
+        let values_count = values_by_name.iter().map(|(n, (c, _))| (n.to_string(), *c)).collect();
+        let memory = values_by_name.iter().map(|(n, (_, b))| (n.to_string(), *b)).collect();
+        Cardinality {
+            num_label_pairs: pairs,
+            chunk_count,
+            series_count_by_metric_name: top(by_metric),
+            label_value_count_by_label_name: top(values_count),
+            memory_in_bytes_by_label_name: top(memory),
+            series_count_by_label_value_pair: top(by_pair),
         }
     }
 

@@ -20,6 +20,13 @@ impl Postings {
         }
     }
 
+    /// Every label pair with the number of series that carry it.
+    pub fn pair_counts(&self) -> impl Iterator<Item = (&str, &str, usize)> {
+        self.by_label
+            .iter()
+            .flat_map(|(n, values)| values.iter().map(move |(v, refs)| (n.as_str(), v.as_str(), refs.len())))
+    }
+
     pub fn label_names(&self) -> impl Iterator<Item = &String> {
         self.by_label.keys()
     }

@@ -16,7 +16,7 @@ mod matcher;
 pub mod wal;
 
 pub use db::{Db, DbError, DbOptions, DbStats, MaintenanceReport};
-pub use head::{BlockChunk, CHUNK_RANGE_MS, Head, HeadAppender, HeadStats, OpenReport, encode_chunks};
+pub use head::{BlockChunk, CHUNK_RANGE_MS, Cardinality, Head, HeadAppender, HeadStats, OpenReport, encode_chunks};
 pub use matcher::{MatchKind, Matcher, MatcherError};
 
 use crate::model::Labels;

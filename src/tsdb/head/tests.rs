@@ -165,3 +165,23 @@ fn merge_keeps_order_and_prefers_the_first_run() {
     let merged = merge_points(&[p(1, 1.0), p(3, 3.0), p(5, 5.0)], &[p(0, 0.0), p(3, 9.0), p(6, 6.0)]);
     assert_eq!(merged, vec![p(0, 0.0), p(1, 1.0), p(3, 3.0), p(5, 5.0), p(6, 6.0)]);
 }
+
+#[test]
+fn cardinality_ranks_metrics_and_pairs() {
+    let head = Head::new();
+    let mut app = head.appender();
+    for i in 0..5 {
+        let r = app.series_ref(&l(&[("__name__", "big"), ("pod", &format!("p{i}"))]));
+        app.append(r, 1, 1.0);
+    }
+    let r = app.series_ref(&l(&[("__name__", "small"), ("pod", "p0")]));
+    app.append(r, 1, 1.0);
+    app.commit();
+    let c = head.cardinality(2);
+    assert_eq!(c.series_count_by_metric_name, vec![("big".to_string(), 5), ("small".to_string(), 1)]);
+    assert_eq!(c.label_value_count_by_label_name, vec![("pod".to_string(), 5), ("__name__".to_string(), 2)]);
+    assert_eq!(c.series_count_by_label_value_pair, vec![("__name__=big".to_string(), 5), ("pod=p0".to_string(), 2)]);
+    // pod: 6 series × 2 bytes; __name__: 5 × 3 + 1 × 5.
+    assert_eq!(c.memory_in_bytes_by_label_name, vec![("__name__".to_string(), 20), ("pod".to_string(), 12)]);
+    assert_eq!((c.num_label_pairs, c.chunk_count), (7, 6));
+}
