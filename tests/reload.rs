@@ -125,6 +125,10 @@ fn default_config_scrapes_itself_and_api_shapes() {
     assert!(by_name.len() == 3 && by_name[0]["value"].as_u64() >= by_name[2]["value"].as_u64(), "{t}");
     assert!(t["data"]["headStats"]["numSeries"].as_u64().unwrap() > 3, "{t}");
     assert_eq!(v.get("/api/v1/status/tsdb?limit=x").status, 400);
+    let snap = http("POST", v.port, "/api/v1/admin/tsdb/snapshot", None).unwrap();
+    let j: serde_json::Value = serde_json::from_str(&snap.body).unwrap();
+    let name = j["data"]["name"].as_str().unwrap_or_else(|| panic!("{j}"));
+    assert!(dir.path().join("data/snapshots").join(name).is_dir(), "{name}");
     assert_eq!(v.get("/-/healthy").status, 200);
     let home = v.get("/");
     assert!(home.body.contains("<h2>vigie"), "{}", home.body);

@@ -56,6 +56,7 @@ pub fn router(state: Arc<AppState>) -> Router {
         .route("/api/v1/status/flags", get(v1::flags))
         .route("/api/v1/status/runtimeinfo", get(v1::runtimeinfo))
         .route("/api/v1/status/tsdb", get(v1::status_tsdb))
+        .route("/api/v1/admin/tsdb/snapshot", post(v1::snapshot).put(v1::snapshot))
         .route("/metrics", get(v1::self_metrics))
         .route("/-/healthy", get(v1::healthy).head(v1::healthy))
         .route("/-/ready", get(v1::ready).head(v1::ready))

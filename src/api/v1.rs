@@ -293,6 +293,20 @@ pub async fn status_tsdb(State(s): St, uri: Uri) -> Result<Response, ApiError> {
     })))
 }
 
+/// `POST|PUT /api/v1/admin/tsdb/snapshot[?skip_head=true]`.
+pub async fn snapshot(State(s): St, uri: Uri) -> Result<Response, ApiError> {
+    let skip_head = uri
+        .query()
+        .and_then(|q| form_urlencoded::parse(q.as_bytes()).find(|(k, _)| k == "skip_head"))
+        .is_some_and(|(_, v)| v == "true" || v == "1");
+    let db = s.db.clone();
+    let name = tokio::task::spawn_blocking(move || db.snapshot(now_ms(), skip_head))
+        .await
+        .map_err(|e| ApiError::Internal(e.to_string()))?
+        .map_err(|e| ApiError::Internal(format!("create snapshot: {e}")))?;
+    Ok(success(json!({"name": name})))
+}
+
 pub async fn self_metrics(State(s): St) -> Response {
     ([(header::CONTENT_TYPE, "application/openmetrics-text; version=1.0.0; charset=utf-8")], s.metrics.encode())
         .into_response()

@@ -389,6 +389,35 @@ impl Db {
         Ok(())
     }
 
+    /// Writes a consistent copy of the database to `snapshots/NAME/` — hard links to the
+    /// blocks, and unless `skip_head` the head's samples as one more block — and returns NAME.
+    pub fn snapshot(&self, now_ms: i64, skip_head: bool) -> Result<String, DbError> {
+        let _guard = self.maintenance.lock(); // no block is merged or deleted meanwhile
+        // Prometheus's naming: `20171210T211224Z-<random>`.
+        let stamp: String =
+            crate::api::time::format_rfc3339(now_ms)[..19].chars().filter(char::is_ascii_alphanumeric).collect();
+        let name = format!("{stamp}Z-{}", new_ulid(now_ms)[16..].to_ascii_lowercase());
+        let target = self.dir.join("snapshots").join(&name);
+        fs::create_dir_all(&target).map_err(io_err(&target))?;
+        for b in self.blocks() {
+            let to = target.join(b.id());
+            fs::create_dir_all(&to).map_err(io_err(&to))?;
+            for f in ["meta.json", "index", "chunks"] {
+                let (src, dst) = (b.dir.join(f), to.join(f));
+                fs::hard_link(&src, &dst).or_else(|_| fs::copy(&src, &dst).map(|_| ())).map_err(io_err(&dst))?;
+            }
+        }
+        if !skip_head && let Some((lo, hi)) = self.head.time_range() {
+            let lo = lo.max(self.head.min_valid_time());
+            let data = self.head.block_data(lo, hi + 1);
+            if !data.is_empty() {
+                write_block(&target, BlockMeta::new(new_ulid(now_ms), lo, hi + 1), &data)?;
+            }
+        }
+        tracing::info!(snapshot = %target.display(), "snapshot written");
+        Ok(name)
+    }
+
     pub fn close(&self) -> Result<(), DbError> {
         Ok(self.head.close()?)
     }

@@ -204,6 +204,27 @@ fn a_damaged_block_is_quarantined_and_the_rest_serves() {
     assert!(db.blocks().iter().all(|x| x.id() != b.id()));
 }
 
+#[test]
+fn a_snapshot_opens_as_a_database_with_the_same_data() {
+    let dir = tempfile::tempdir().unwrap();
+    let (db, _) = Db::open(dir.path(), opts(0)).unwrap();
+    let mut model = Model::new();
+    for hour in 0..7 {
+        fill(&db, &mut model, 3, hour * H, (hour + 1) * H, 60_000);
+        db.maintain((hour + 1) * H).unwrap();
+    }
+    assert!(!db.blocks().is_empty());
+    let name = db.snapshot(7 * H, false).unwrap();
+    assert!(name.starts_with("19700101T070000Z-"), "{name}");
+    let snap = dir.path().join("snapshots").join(&name);
+    let (copy, _) = Db::open(&snap, opts(0)).unwrap();
+    assert_eq!(read(&copy, i64::MIN, i64::MAX), model);
+    let without_head = db.snapshot(7 * H, true).unwrap();
+    let (copy, _) = Db::open(&dir.path().join("snapshots").join(without_head), opts(0)).unwrap();
+    let covered = db.blocks().iter().map(|b| b.meta.max_time).max().unwrap();
+    assert_eq!(read(&copy, i64::MIN, i64::MAX), window(&model, 0, covered - 1));
+}
+
 fn copy_dir(from: &Path, to: &Path) {
     fs::create_dir_all(to).unwrap();
     for e in fs::read_dir(from).unwrap().flatten() {
