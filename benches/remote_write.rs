@@ -1,0 +1,191 @@
+//! Remote-write ingestion rate, vigie against Prometheus 2.42 (`--web.enable-remote-write-receiver`)
+//! on the same pre-encoded requests: 100k series, 2,000 samples per request (one per series, as
+//! Prometheus's sender batches), rounds 15 s apart in sample time, two keep-alive connections.
+//!
+//! Run: `cargo build --release && cargo bench --bench remote_write [-- --series 100000 --rounds 10]`
+//! Reports samples/s for the first round (series creation) and the later rounds, and the ratio.
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::{TcpListener, TcpStream};
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use bytes::Bytes;
+use prost::Message;
+use vigie::api::prompb::{Label, Sample, TimeSeries, WriteRequest};
+
+const PER_REQUEST: usize = 2000;
+
+fn arg(name: &str, default: usize) -> usize {
+    let args: Vec<String> = std::env::args().collect();
+    args.iter().position(|a| a == name).and_then(|i| args.get(i + 1)).and_then(|v| v.parse().ok()).unwrap_or(default)
+}
+
+fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+}
+
+fn label(n: &str, v: &str) -> Label {
+    Label { name: Bytes::copy_from_slice(n.as_bytes()), value: Bytes::copy_from_slice(v.as_bytes()) }
+}
+
+/// node_exporter-like series: 50 metric names × instances × a `cpu`/`mode`-style label.
+fn requests(series: usize, round: usize, base: i64) -> Vec<Vec<u8>> {
+    (0..series)
+        .collect::<Vec<_>>()
+        .chunks(PER_REQUEST)
+        .map(|ids| {
+            let timeseries = ids
+                .iter()
+                .map(|&i| {
+                    let (metric, rest) = (i % 50, i / 50);
+                    TimeSeries {
+                        labels: vec![
+                            label("__name__", &format!("node_metric_{metric}_total")),
+                            label("cpu", &(rest % 8).to_string()),
+                            label("instance", &format!("host-{}.example.org:9100", rest / 8)),
+                            label("job", "node"),
+                        ],
+                        samples: vec![Sample {
+                            timestamp: base + round as i64 * 15_000 + (i % 7) as i64,
+                            value: (round * (i % 13)) as f64,
+                        }],
+                        exemplars: vec![],
+                        histograms: vec![],
+                    }
+                })
+                .collect();
+            snap::raw::Encoder::new()
+                .compress_vec(&WriteRequest { timeseries, metadata: vec![] }.encode_to_vec())
+                .unwrap()
+        })
+        .collect()
+}
+
+fn post(conn: &mut BufReader<TcpStream>, port: u16, body: &[u8]) -> u16 {
+    let head = format!(
+        "POST /api/v1/write HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nContent-Type: application/x-protobuf\r\n\
+         Content-Encoding: snappy\r\nX-Prometheus-Remote-Write-Version: 0.1.0\r\nContent-Length: {}\r\n\r\n",
+        body.len()
+    );
+    // One write: a second small write would wait for a delayed ACK (Nagle).
+    let mut req = head.into_bytes();
+    req.extend_from_slice(body);
+    conn.get_mut().write_all(&req).unwrap();
+    let mut status = 0;
+    let mut len = 0usize;
+    let mut line = String::new();
+    loop {
+        line.clear();
+        conn.read_line(&mut line).unwrap();
+        if line.starts_with("HTTP/") {
+            status = line.split_whitespace().nth(1).and_then(|c| c.parse().ok()).unwrap_or(0);
+        } else if let Some(v) = line.to_ascii_lowercase().strip_prefix("content-length:") {
+            len = v.trim().parse().unwrap_or(0);
+        } else if line == "\r\n" || line.is_empty() {
+            break;
+        }
+    }
+    let mut body = vec![0; len];
+    conn.read_exact(&mut body).unwrap();
+    assert!(status / 100 == 2, "HTTP {status}: {}", String::from_utf8_lossy(&body));
+    status
+}
+
+/// Sends `reqs` over two connections; returns the elapsed time.
+fn send_all(port: u16, reqs: &Arc<Vec<Vec<u8>>>) -> Duration {
+    let next = Arc::new(AtomicUsize::new(0));
+    let started = Instant::now();
+    let workers: Vec<_> = (0..2)
+        .map(|_| {
+            let (reqs, next) = (reqs.clone(), next.clone());
+            std::thread::spawn(move || {
+                let stream = TcpStream::connect(("127.0.0.1", port)).unwrap();
+                stream.set_nodelay(true).unwrap();
+                let mut conn = BufReader::new(stream);
+                loop {
+                    let i = next.fetch_add(1, Ordering::Relaxed);
+                    let Some(r) = reqs.get(i) else { break };
+                    post(&mut conn, port, r);
+                }
+            })
+        })
+        .collect();
+    for w in workers {
+        w.join().unwrap();
+    }
+    started.elapsed()
+}
+
+struct Server(Child);
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn wait_ready(port: u16) {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while Instant::now() < deadline {
+        if let Ok(mut s) = TcpStream::connect(("127.0.0.1", port)) {
+            let _ = s.write_all(b"GET /-/ready HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n");
+            let mut out = String::new();
+            let _ = s.read_to_string(&mut out);
+            if out.starts_with("HTTP/1.1 200") {
+                return;
+            }
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    panic!("server on {port} not ready");
+}
+
+fn run(name: &str, mut cmd: Command, port: u16, rounds: &[Arc<Vec<Vec<u8>>>], samples_per_round: usize) -> (f64, f64) {
+    let _server = Server(cmd.stdout(Stdio::null()).stderr(Stdio::null()).spawn().expect(name));
+    wait_ready(port);
+    let first = send_all(port, &rounds[0]);
+    let mut later = Duration::ZERO;
+    for r in &rounds[1..] {
+        later += send_all(port, r);
+    }
+    let first_rate = samples_per_round as f64 / first.as_secs_f64();
+    let later_rate = (samples_per_round * (rounds.len() - 1)) as f64 / later.as_secs_f64();
+    println!(
+        "{name:>10}: first round {first_rate:>10.0} samples/s (series created), later rounds {later_rate:>10.0} samples/s"
+    );
+    (first_rate, later_rate)
+}
+
+fn main() {
+    let series = arg("--series", 100_000);
+    let rounds_n = arg("--rounds", 10).max(2);
+    let base = SystemTime::now().duration_since(UNIX_EPOCH).unwrap().as_millis() as i64 - 3_600_000;
+    let rounds: Vec<Arc<Vec<Vec<u8>>>> = (0..rounds_n).map(|r| Arc::new(requests(series, r, base))).collect();
+    let bytes: usize = rounds.iter().flat_map(|r| r.iter().map(Vec::len)).sum();
+    println!("{series} series, {rounds_n} rounds, {PER_REQUEST} samples/request, {} MB compressed", bytes >> 20);
+    let tmp = tempfile::tempdir().unwrap();
+    let target = std::env::var("CARGO_TARGET_DIR").map(PathBuf::from).unwrap_or_else(|_| PathBuf::from("target"));
+
+    let vport = free_port();
+    let mut vigie = Command::new(target.join("release/vigie"));
+    vigie
+        .args(["run", "--discovery", "none", "--listen", &format!("127.0.0.1:{vport}"), "--data-dir"])
+        .arg(tmp.path().join("vigie"));
+    let (_, v) = run("vigie", vigie, vport, &rounds, series);
+
+    let pport = free_port();
+    let cfg = tmp.path().join("prometheus.yml");
+    std::fs::write(&cfg, "global: {scrape_interval: 1h}\n").unwrap();
+    let mut prom = Command::new("prometheus");
+    prom.arg(format!("--config.file={}", cfg.display()))
+        .arg(format!("--storage.tsdb.path={}", tmp.path().join("prom").display()))
+        .arg(format!("--web.listen-address=127.0.0.1:{pport}"))
+        .arg("--web.enable-remote-write-receiver");
+    let (_, p) = run("prometheus", prom, pport, &rounds, series);
+    println!("ratio vigie/prometheus (later rounds): {:.2}x (target: >= 1M samples/s for vigie)", v / p);
+}
