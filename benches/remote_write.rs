@@ -146,17 +146,24 @@ fn wait_ready(port: u16) {
 }
 
 fn run(name: &str, mut cmd: Command, port: u16, rounds: &[Arc<Vec<Vec<u8>>>], samples_per_round: usize) -> (f64, f64) {
-    let _server = Server(cmd.stdout(Stdio::null()).stderr(Stdio::null()).spawn().expect(name));
+    let server = Server(cmd.stdout(Stdio::null()).stderr(Stdio::null()).spawn().expect(name));
     wait_ready(port);
     let first = send_all(port, &rounds[0]);
     let mut later = Duration::ZERO;
     for r in &rounds[1..] {
         later += send_all(port, r);
     }
+    let rss_kb: u64 = std::fs::read_to_string(format!("/proc/{}/status", server.0.id()))
+        .unwrap_or_default()
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:").and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok()))
+        .unwrap_or(0);
     let first_rate = samples_per_round as f64 / first.as_secs_f64();
     let later_rate = (samples_per_round * (rounds.len() - 1)) as f64 / later.as_secs_f64();
     println!(
-        "{name:>10}: first round {first_rate:>10.0} samples/s (series created), later rounds {later_rate:>10.0} samples/s"
+        "{name:>10}: first round {first_rate:>10.0} samples/s (series created), later rounds {later_rate:>10.0} samples/s, RSS {} MB = {:.0} B/series",
+        rss_kb >> 10,
+        rss_kb as f64 * 1024.0 / samples_per_round as f64
     );
     (first_rate, later_rate)
 }
