@@ -24,11 +24,56 @@ struct Cli {
 enum Command {
     /// Run vigie (the default).
     Run(RunArgs),
+    /// Backfill historical data into blocks, like promtool tsdb create-blocks-from.
+    Import {
+        #[command(subcommand)]
+        what: ImportWhat,
+    },
     /// Validate files; exits 1 with file:line:col messages.
     Check {
         #[command(subcommand)]
         what: CheckWhat,
     },
+}
+
+#[derive(Subcommand, Debug)]
+enum ImportWhat {
+    /// An OpenMetrics text file with a timestamp on every sample.
+    Openmetrics {
+        file: PathBuf,
+        #[arg(long = "data-dir", env = "VIGIE_DATA_DIR", default_value = "./data")]
+        data_dir: PathBuf,
+    },
+}
+
+fn import(what: ImportWhat) -> anyhow::Result<()> {
+    let ImportWhat::Openmetrics { file, data_dir } = what;
+    let input = std::fs::read(&file).map_err(|e| anyhow::anyhow!("{}: {e}", file.display()))?;
+    std::fs::create_dir_all(&data_dir)?;
+    let started = std::time::Instant::now();
+    let total = input.len().max(1);
+    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH)?.as_millis() as i64;
+    let report = vigie::tsdb::import::import_openmetrics(&input, &data_dir, now, |done| {
+        let mb = done as f64 / (1 << 20) as f64;
+        let rate = mb / started.elapsed().as_secs_f64().max(1e-9);
+        eprint!(
+            "\rimport: {:>3}% ({mb:.0} of {:.0} MB, {rate:.0} MB/s)",
+            done * 100 / total,
+            total as f64 / (1 << 20) as f64
+        );
+    })
+    .map_err(|e| anyhow::anyhow!("{}: {e}", file.display()))?;
+    eprintln!();
+    println!(
+        "imported {} samples of {} series into {} blocks in {} ({} duplicate timestamps skipped) in {:.1}s",
+        report.samples,
+        report.series,
+        report.blocks.len(),
+        data_dir.display(),
+        report.duplicates,
+        started.elapsed().as_secs_f64()
+    );
+    Ok(())
 }
 
 #[derive(Subcommand, Debug)]
@@ -144,6 +189,7 @@ fn main() -> ExitCode {
         None => run(cli.run),
         Some(Command::Run(args)) => run(args),
         Some(Command::Check { what }) => return check(what),
+        Some(Command::Import { what }) => import(what),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

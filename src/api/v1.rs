@@ -32,8 +32,9 @@ fn labels_json(l: &Labels) -> Json {
     Json::Object(m)
 }
 
+/// Seconds as Prometheus writes them: `1435781451.781`, and `1435781451` for whole seconds.
 fn ts_json(ms: i64) -> Json {
-    json!(ms as f64 / 1000.0)
+    if ms % 1000 == 0 { json!(ms / 1000) } else { json!(ms as f64 / 1000.0) }
 }
 
 fn vector_json(v: &[Sample], t: i64) -> Json {

@@ -11,6 +11,7 @@ pub mod chunk;
 mod db;
 mod encoding;
 mod head;
+pub mod import;
 mod index;
 mod matcher;
 pub mod wal;

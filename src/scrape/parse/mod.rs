@@ -99,6 +99,16 @@ impl<'a> Parser<'a> {
         Parser { input, pos: 0, line: 0, format, done: false, label_names: Vec::new() }
     }
 
+    /// Bytes consumed so far (progress of a long import).
+    pub fn offset(&self) -> usize {
+        self.pos
+    }
+
+    /// The 1-based line of the entry last returned.
+    pub fn line(&self) -> usize {
+        self.line
+    }
+
     /// The next entry; `Ok(None)` at the end of the page.
     #[allow(clippy::should_implement_trait)]
     pub fn next(&mut self) -> Result<Option<Entry<'a>>, ParseError> {
