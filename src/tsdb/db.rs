@@ -483,26 +483,41 @@ impl Querier for Db {
     }
 
     fn label_names(&self, matchers: &[Matcher], mint: i64, maxt: i64) -> Vec<String> {
-        let mut set: std::collections::BTreeSet<String> =
-            self.head.label_names(matchers, mint, maxt).into_iter().collect();
-        for b in self.blocks().iter().filter(|b| b.meta.max_time > mint && b.meta.min_time <= maxt) {
-            if matchers.is_empty() {
-                set.extend(b.label_names());
-            } else if let Ok(series) = b.select(matchers, mint, maxt) {
-                set.extend(series.iter().flat_map(|s| s.labels.iter().map(|l| l.name.clone()).collect::<Vec<_>>()));
-            }
-        }
-        set.into_iter().collect()
+        self.label_union(self.head.label_names(matchers, mint, maxt), matchers, mint, maxt, Block::label_names, |l| {
+            l.iter().map(|l| l.name.clone()).collect()
+        })
     }
 
     fn label_values(&self, name: &str, matchers: &[Matcher], mint: i64, maxt: i64) -> Vec<String> {
-        let mut set: std::collections::BTreeSet<String> =
-            self.head.label_values(name, matchers, mint, maxt).into_iter().collect();
+        self.label_union(
+            self.head.label_values(name, matchers, mint, maxt),
+            matchers,
+            mint,
+            maxt,
+            |b| b.label_values(name),
+            |l| l.get(name).map(str::to_string).into_iter().collect(),
+        )
+    }
+}
+
+impl Db {
+    /// The head's answer plus each overlapping block's: from the block's index when there are
+    /// no matchers, else from the labels of its matching series.
+    fn label_union(
+        &self,
+        head: Vec<String>,
+        matchers: &[Matcher],
+        mint: i64,
+        maxt: i64,
+        from_index: impl Fn(&Block) -> Vec<String>,
+        from_labels: impl Fn(&Labels) -> Vec<String>,
+    ) -> Vec<String> {
+        let mut set: std::collections::BTreeSet<String> = head.into_iter().collect();
         for b in self.blocks().iter().filter(|b| b.meta.max_time > mint && b.meta.min_time <= maxt) {
             if matchers.is_empty() {
-                set.extend(b.label_values(name));
+                set.extend(from_index(b));
             } else if let Ok(series) = b.select(matchers, mint, maxt) {
-                set.extend(series.iter().filter_map(|s| s.labels.get(name).map(str::to_string)));
+                set.extend(series.iter().flat_map(|s| from_labels(&s.labels)));
             }
         }
         set.into_iter().collect()

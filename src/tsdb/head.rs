@@ -26,17 +26,10 @@ pub const CHUNK_RANGE_MS: i64 = 2 * 3600 * 1000;
 /// Bytes after which a chunk is cut even below the target sample count.
 const CHUNK_MAX_BYTES: usize = 1024;
 
-/// A full chunk: immutable, shared with readers without copying.
-#[derive(Clone)]
-struct SealedChunk {
-    min_t: i64,
-    max_t: i64,
-    data: Arc<[u8]>,
-}
-
 #[derive(Default)]
 struct SeriesChunks {
-    sealed: Vec<SealedChunk>,
+    /// Full chunks: immutable, shared with readers and the block writer without copying.
+    sealed: Vec<BlockChunk>,
     open: ChunkEncoder,
     /// Time and value bits of the newest sample (duplicate detection).
     last: Option<(i64, u64)>,
@@ -124,7 +117,7 @@ impl SeriesChunks {
         let crosses = !open.is_empty() && t.div_euclid(CHUNK_RANGE_MS) != open.min_time().div_euclid(CHUNK_RANGE_MS);
         if !open.is_empty() && (open.len() >= chunk::TARGET_SAMPLES || open.size() >= CHUNK_MAX_BYTES || crosses) {
             let full = std::mem::take(&mut self.open);
-            self.sealed.push(SealedChunk { min_t: full.min_time(), max_t: full.max_time(), data: full.bytes().into() });
+            self.sealed.push(BlockChunk::sealed(&full));
         }
         self.open.append(t, v);
         self.last = Some((t, v.to_bits()));
@@ -167,16 +160,22 @@ pub struct BlockChunk {
     pub data: Arc<[u8]>,
 }
 
+impl BlockChunk {
+    /// A copy of an encoder's chunk.
+    fn sealed(c: &ChunkEncoder) -> Self {
+        BlockChunk { min_t: c.min_time(), max_t: c.max_time(), data: c.bytes().into() }
+    }
+}
+
 /// Encodes time-sorted points into chunks cut as the head cuts them.
 pub fn encode_chunks(points: &[Point]) -> Vec<BlockChunk> {
     let mut c = SeriesChunks::default();
     for p in points {
         c.push(p.t, p.v);
     }
-    let mut out: Vec<BlockChunk> =
-        c.sealed.into_iter().map(|k| BlockChunk { min_t: k.min_t, max_t: k.max_t, data: k.data }).collect();
+    let mut out = c.sealed;
     if !c.open.is_empty() {
-        out.push(BlockChunk { min_t: c.open.min_time(), max_t: c.open.max_time(), data: c.open.bytes().into() });
+        out.push(BlockChunk::sealed(&c.open));
     }
     out
 }
@@ -544,15 +543,10 @@ impl Head {
         let mut out = Vec::new();
         for s in series {
             let c = s.chunks.lock();
-            let mut chunks: Vec<BlockChunk> = c
-                .sealed
-                .iter()
-                .filter(|k| k.min_t >= mint && k.max_t < maxt)
-                .map(|k| BlockChunk { min_t: k.min_t, max_t: k.max_t, data: k.data.clone() })
-                .collect();
+            let mut chunks: Vec<BlockChunk> =
+                c.sealed.iter().filter(|k| k.min_t >= mint && k.max_t < maxt).cloned().collect();
             if !c.open.is_empty() && c.open.min_time() >= mint && c.open.max_time() < maxt {
-                let o = &c.open;
-                chunks.push(BlockChunk { min_t: o.min_time(), max_t: o.max_time(), data: o.bytes().into() });
+                chunks.push(BlockChunk::sealed(&c.open));
             }
             let late: Vec<Point> = c.ooo.iter().filter(|p| p.t >= mint && p.t < maxt).copied().collect();
             drop(c);
