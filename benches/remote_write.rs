@@ -4,6 +4,10 @@
 //!
 //! Run: `cargo build --release && cargo bench --bench remote_write [-- --series 100000 --rounds 10]`
 //! Reports samples/s for the first round (series creation) and the later rounds, and the ratio.
+//!
+//! With `--replay-rounds N` (e.g. 480: 2 h at 15 s) it then measures restart instead: each
+//! server is fed N rounds (generated on the fly), killed with SIGKILL, and restarted on the
+//! same data directory; the time from spawn to `/-/ready` answering 200 is its WAL replay.
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{TcpListener, TcpStream};
@@ -130,7 +134,7 @@ impl Drop for Server {
 }
 
 fn wait_ready(port: u16) {
-    let deadline = Instant::now() + Duration::from_secs(60);
+    let deadline = Instant::now() + Duration::from_secs(600);
     while Instant::now() < deadline {
         if let Ok(mut s) = TcpStream::connect(("127.0.0.1", port)) {
             let _ = s.write_all(b"GET /-/ready HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n");
@@ -140,7 +144,7 @@ fn wait_ready(port: u16) {
                 return;
             }
         }
-        std::thread::sleep(Duration::from_millis(100));
+        std::thread::sleep(Duration::from_millis(10));
     }
     panic!("server on {port} not ready");
 }
@@ -168,8 +172,32 @@ fn run(name: &str, mut cmd: Command, port: u16, rounds: &[Arc<Vec<Vec<u8>>>], sa
     (first_rate, later_rate)
 }
 
+/// Feeds `rounds` rounds, kills the server, restarts it and times the way back to ready.
+fn replay(name: &str, mk: impl Fn() -> Command, port: u16, series: usize, rounds: usize, base: i64) -> Duration {
+    let server = Server(mk().stdout(Stdio::null()).stderr(Stdio::null()).spawn().expect(name));
+    wait_ready(port);
+    let fed = Instant::now();
+    for r in 0..rounds {
+        send_all(port, &Arc::new(requests(series, r, base)));
+        if r % 60 == 59 {
+            println!("{name:>10}: fed {} rounds ({:.0} s)", r + 1, fed.elapsed().as_secs_f64());
+        }
+    }
+    drop(server); // SIGKILL: nothing is flushed beyond what each request already wrote
+    let started = Instant::now();
+    let _again = Server(mk().stdout(Stdio::null()).stderr(Stdio::null()).spawn().expect(name));
+    wait_ready(port);
+    let took = started.elapsed();
+    println!("{name:>10}: restart to ready with {series} series x {rounds} samples: {:.2} s", took.as_secs_f64());
+    took
+}
+
 fn main() {
     let series = arg("--series", 100_000);
+    let replay_rounds = arg("--replay-rounds", 0);
+    if replay_rounds > 0 {
+        return replay_main(series, replay_rounds);
+    }
     let rounds_n = arg("--rounds", 10).max(2);
     let base = SystemTime::now().duration_since(UNIX_EPOCH).unwrap().as_millis() as i64 - 3_600_000;
     let rounds: Vec<Arc<Vec<Vec<u8>>>> = (0..rounds_n).map(|r| Arc::new(requests(series, r, base))).collect();
@@ -195,4 +223,32 @@ fn main() {
         .arg("--web.enable-remote-write-receiver");
     let (_, p) = run("prometheus", prom, pport, &rounds, series);
     println!("ratio vigie/prometheus (later rounds): {:.2}x (target: >= 1M samples/s for vigie)", v / p);
+}
+
+fn replay_main(series: usize, rounds: usize) {
+    let base = SystemTime::now().duration_since(UNIX_EPOCH).unwrap().as_millis() as i64 - rounds as i64 * 15_000;
+    let tmp = tempfile::tempdir().unwrap();
+    let target = std::env::var("CARGO_TARGET_DIR").map(PathBuf::from).unwrap_or_else(|_| PathBuf::from("target"));
+    let vport = free_port();
+    let vdir = tmp.path().join("vigie");
+    let vigie = || {
+        let mut c = Command::new(target.join("release/vigie"));
+        c.args(["run", "--discovery", "none", "--listen", &format!("127.0.0.1:{vport}"), "--data-dir"]).arg(&vdir);
+        c
+    };
+    let v = replay("vigie", vigie, vport, series, rounds, base);
+    let pport = free_port();
+    let cfg = tmp.path().join("prometheus.yml");
+    std::fs::write(&cfg, "global: {scrape_interval: 1h}\n").unwrap();
+    let pdir = tmp.path().join("prom");
+    let prom = || {
+        let mut c = Command::new("prometheus");
+        c.arg(format!("--config.file={}", cfg.display()))
+            .arg(format!("--storage.tsdb.path={}", pdir.display()))
+            .arg(format!("--web.listen-address=127.0.0.1:{pport}"))
+            .arg("--web.enable-remote-write-receiver");
+        c
+    };
+    let p = replay("prometheus", prom, pport, series, rounds, base);
+    println!("ratio vigie/prometheus restart time: {:.2}x (target: <= 0.5)", v.as_secs_f64() / p.as_secs_f64());
 }

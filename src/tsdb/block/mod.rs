@@ -3,32 +3,38 @@
 //! through memory maps.
 //!
 //! A block is a directory named by its id with `meta.json` (range, counts, compaction
-//! lineage), `chunks` (the XOR chunks, each with a CRC32C) and `index` (symbol table,
-//! series with their chunk references, postings per label pair, checksummed as a whole).
-//! Opening checks the index checksum; a chunk is checked when read. A block that fails
-//! either is reported as [`BlockError::Corrupt`] so the database can quarantine it.
+//! lineage), `chunks` (each series' samples as column [`segment`]s, packed into compressed
+//! [`frame`]s with a CRC32C each) and `index` (symbol table, series with their segment
+//! references, postings per label pair, checksummed as a whole). Opening checks the index
+//! checksum; a frame is checked when read. A block that fails either is reported as
+//! [`BlockError::Corrupt`] so the database can quarantine it.
 
+pub mod frame;
+pub mod segment;
 pub mod writer;
 
 use std::collections::HashMap;
 use std::fs::File;
 use std::path::{Path, PathBuf};
 
+use frame::FrameCache;
 use memmap2::Mmap;
 use serde::{Deserialize, Serialize};
 
-use super::chunk::ChunkIter;
+use super::encode_chunks;
 use super::encoding::{DecodeError, Decoder};
 use super::index::{intersect, merge_union};
 use super::{BlockChunk, MatchKind, Matcher, Point, SeriesData};
 use crate::model::{Label, Labels};
 
-pub const CHUNKS_MAGIC: [u8; 8] = *b"VGCK\x01\0\0\0";
+/// Format 2: frames of column segments. Format 1 (one XOR chunk per record) was never
+/// released and is not read.
+pub const CHUNKS_MAGIC: [u8; 8] = *b"VGCK\x02\0\0\0";
 pub const INDEX_MAGIC: [u8; 8] = *b"VGIX\x01\0\0\0";
 const TOC_LEN: usize = 6 * 8 + 4;
 
 /// Where a chunk of a series lies: `(min_t, max_t, offset in the chunks file)`.
-type ChunkMeta = (i64, i64, u64);
+pub(crate) type ChunkMeta = (i64, i64, u64);
 
 #[derive(Debug, thiserror::Error)]
 pub enum BlockError {
@@ -138,8 +144,15 @@ impl Block {
         let meta: BlockMeta = serde_json::from_slice(&meta_raw).map_err(|e| corrupt("meta.json", e.to_string()))?;
         let index = map(&dir.join("index"))?;
         let chunks = map(&dir.join("chunks"))?;
-        if chunks.get(..8) != Some(&CHUNKS_MAGIC[..]) {
-            return Err(corrupt("chunks", "bad magic number".into()));
+        match chunks.get(..8) {
+            Some(m) if m == CHUNKS_MAGIC => {}
+            Some(m) if m[..4] == CHUNKS_MAGIC[..4] => {
+                return Err(corrupt(
+                    "chunks",
+                    format!("format {} is not supported (this vigie reads {})", m[4], CHUNKS_MAGIC[4]),
+                ));
+            }
+            _ => return Err(corrupt("chunks", "bad magic number".into())),
         }
         if index.len() < 8 + TOC_LEN || index[..8] != INDEX_MAGIC {
             return Err(corrupt("index", "bad magic number or too short".into()));
@@ -256,17 +269,11 @@ impl Block {
         Ok((Labels::from_sorted(labels), chunks))
     }
 
-    /// The bytes of the chunk at `r`, checksum verified.
-    fn chunk(&self, r: u64) -> Result<&[u8], BlockError> {
-        let mut d = Decoder::at(&self.chunks, r as usize);
-        let bad = |e: DecodeError| self.corrupt("chunks", format!("chunk at {r}: {e}"));
-        let len = d.uvarint().map_err(bad)? as usize;
-        let data = d.bytes(len).map_err(bad)?;
-        let crc = u32::from_le_bytes(d.bytes(4).map_err(bad)?.try_into().expect("4 bytes"));
-        if crc32c::crc32c(data) != crc {
-            return Err(self.corrupt("chunks", format!("chunk at {r}: checksum mismatch")));
-        }
-        Ok(data)
+    /// Appends the samples of the segment at `r` to `out`, its frame checksum verified.
+    fn read_samples(&self, r: u64, cache: &mut FrameCache, out: &mut Vec<Point>) -> Result<(), BlockError> {
+        let (off, pos) = frame::split_ref(r);
+        let bad = |e: DecodeError| self.corrupt("chunks", format!("segment {off}:{pos}: {e}"));
+        frame::segment_at(cache.get(&self.chunks, off).map_err(bad)?, pos, out).map_err(bad)
     }
 
     fn for_each_series(
@@ -294,14 +301,17 @@ impl Block {
         if maxt < self.meta.min_time || mint >= self.meta.max_time {
             return Ok(out);
         }
+        let mut cache = FrameCache::default();
+        let mut buf = Vec::new();
         self.for_each_series(matchers, |labels, chunks| {
             let mut points = Vec::new();
             for (lo, hi, r) in chunks {
                 if hi < mint || lo > maxt {
                     continue;
                 }
-                let it = ChunkIter::new(self.chunk(r)?).map_err(|e| self.corrupt("chunks", e.to_string()))?;
-                points.extend(it.filter(|(t, _)| *t >= mint && *t <= maxt).map(|(t, v)| Point { t, v }));
+                buf.clear();
+                self.read_samples(r, &mut cache, &mut buf)?;
+                points.extend(buf.iter().filter(|p| p.t >= mint && p.t <= maxt));
             }
             if !points.is_empty() {
                 out.push(SeriesData { labels, points });
@@ -311,15 +321,17 @@ impl Block {
         Ok(out)
     }
 
-    /// Every series with all its chunks (compaction).
+    /// Every series with all its samples as head-style chunks (compaction).
     pub fn all_chunks(&self) -> Result<Vec<(Labels, Vec<BlockChunk>)>, BlockError> {
         let mut out = Vec::with_capacity(self.num_series);
+        let mut cache = FrameCache::default();
+        let mut points = Vec::new();
         self.for_each_series(&[], |labels, chunks| {
-            let mut v = Vec::with_capacity(chunks.len());
-            for (min_t, max_t, r) in chunks {
-                v.push(BlockChunk { min_t, max_t, data: self.chunk(r)?.into() });
+            points.clear();
+            for (_, _, r) in chunks {
+                self.read_samples(r, &mut cache, &mut points)?;
             }
-            out.push((labels, v));
+            out.push((labels, encode_chunks(&points)));
             Ok(())
         })?;
         Ok(out)
@@ -339,11 +351,14 @@ impl Block {
         values.iter().filter_map(|(v, _)| self.symbols.get(*v as usize)).map(|s| s.to_string()).collect()
     }
 
-    /// Checks every chunk's checksum (used by tests and `vigie` on demand).
+    /// Checks every chunk's checksum and decodes every segment.
     pub fn verify_chunks(&self) -> Result<(), BlockError> {
+        let mut cache = FrameCache::default();
+        let mut buf = Vec::new();
         self.for_each_series(&[], |_, chunks| {
             for (_, _, r) in chunks {
-                self.chunk(r)?;
+                buf.clear();
+                self.read_samples(r, &mut cache, &mut buf)?;
             }
             Ok(())
         })

@@ -7,11 +7,12 @@ use std::fs::{self, File};
 use std::io::{BufWriter, Write};
 use std::path::{Path, PathBuf};
 
-use super::{BlockError, BlockMeta, CHUNKS_MAGIC, INDEX_MAGIC, io_err};
+use super::frame::FrameBuilder;
+use super::{BlockError, BlockMeta, CHUNKS_MAGIC, ChunkMeta, INDEX_MAGIC, io_err, segment};
 use crate::model::Labels;
-use crate::tsdb::BlockChunk;
 use crate::tsdb::chunk::ChunkIter;
 use crate::tsdb::encoding::{put_str, put_uvarint, put_varint};
+use crate::tsdb::{BlockChunk, Point};
 
 /// Writes the block `meta.id` under `parent` and returns its directory.
 pub fn write_block(
@@ -26,40 +27,46 @@ pub fn write_block(
     }
     fs::create_dir_all(&tmp).map_err(io_err(&tmp))?;
 
-    // chunks: magic, then per chunk `uvarint len | bytes | crc32c`; a chunk's ref is its offset.
+    // chunks: magic, then frames of series segments (`frame.rs`); a segment's ref says where.
     let chunks_path = tmp.join("chunks");
     let mut cw = BufWriter::with_capacity(1 << 20, File::create(&chunks_path).map_err(io_err(&chunks_path))?);
-    let mut offset = 0u64;
-    let put = |buf: &[u8], cw: &mut BufWriter<File>, offset: &mut u64| -> Result<(), BlockError> {
-        cw.write_all(buf).map_err(io_err(&chunks_path))?;
-        *offset += buf.len() as u64;
-        Ok(())
-    };
-    put(&CHUNKS_MAGIC, &mut cw, &mut offset)?;
-    let mut refs: Vec<Vec<u64>> = Vec::with_capacity(series.len());
-    let mut head = Vec::with_capacity(16);
-    for (_, chunks) in series {
-        let mut r = Vec::with_capacity(chunks.len());
+    cw.write_all(&CHUNKS_MAGIC).map_err(io_err(&chunks_path))?;
+    let mut frames = FrameBuilder::new(CHUNKS_MAGIC.len() as u64);
+    let mut metas: Vec<Vec<ChunkMeta>> = Vec::with_capacity(series.len());
+    let mut points = Vec::new();
+    for (labels, chunks) in series {
+        points.clear();
         for c in chunks {
-            r.push(offset);
-            head.clear();
-            put_uvarint(&mut head, c.data.len() as u64);
-            put(&head, &mut cw, &mut offset)?;
-            put(&c.data, &mut cw, &mut offset)?;
-            put(&crc32c::crc32c(&c.data).to_le_bytes(), &mut cw, &mut offset)?;
-            meta.stats.num_chunks += 1;
-            meta.stats.num_samples += ChunkIter::new(&c.data).map(|i| i.num_samples() as u64).unwrap_or(0);
+            let it = ChunkIter::new(&c.data).map_err(|e| BlockError::Corrupt {
+                block: meta.ulid.clone(),
+                file: "chunks",
+                reason: format!("input chunk of {labels}: {e}"),
+            })?;
+            points.extend(it.map(|(t, v)| Point { t, v }));
         }
-        refs.push(r);
+        let mut m = Vec::with_capacity(points.len().div_ceil(segment::MAX_SAMPLES));
+        for seg in points.chunks(segment::MAX_SAMPLES) {
+            m.push((seg[0].t, seg[seg.len() - 1].t, frames.push(seg)));
+            meta.stats.num_chunks += 1;
+            meta.stats.num_samples += seg.len() as u64;
+            if let Some(f) = frames.take(false) {
+                cw.write_all(&f).map_err(io_err(&chunks_path))?;
+            }
+        }
+        metas.push(m);
+    }
+    if let Some(f) = frames.take(true) {
+        cw.write_all(&f).map_err(io_err(&chunks_path))?;
     }
     let chunks_file = cw.into_inner().map_err(|e| io_err(&chunks_path)(e.into_error()))?;
     chunks_file.sync_all().map_err(io_err(&chunks_path))?;
+    let chunks_len = chunks_file.metadata().map_err(io_err(&chunks_path))?.len();
     meta.stats.num_series = series.len() as u64;
 
-    let index = encode_index(series, &refs);
+    let index = encode_index(series, &metas);
     let index_path = tmp.join("index");
     write_synced(&index_path, &index)?;
-    meta.stats.bytes = offset + index.len() as u64;
+    meta.stats.bytes = chunks_len + index.len() as u64;
     let meta_path = tmp.join("meta.json");
     let json = serde_json::to_vec_pretty(&meta).expect("meta serialises");
     write_synced(&meta_path, &json)?;
@@ -81,7 +88,7 @@ pub(super) fn sync_dir(dir: &Path) -> Result<(), BlockError> {
 }
 
 /// The index file: symbols, series, series offsets, postings, postings table, TOC, CRC.
-fn encode_index(series: &[(Labels, Vec<BlockChunk>)], refs: &[Vec<u64>]) -> Vec<u8> {
+fn encode_index(series: &[(Labels, Vec<BlockChunk>)], metas: &[Vec<ChunkMeta>]) -> Vec<u8> {
     let mut symbols: BTreeSet<&str> = BTreeSet::new();
     for (labels, _) in series {
         for l in labels {
@@ -102,7 +109,7 @@ fn encode_index(series: &[(Labels, Vec<BlockChunk>)], refs: &[Vec<u64>]) -> Vec<
     let series_off = out.len() as u64;
     let mut series_offsets = Vec::with_capacity(series.len());
     let mut postings: BTreeMap<(u64, u64), Vec<u64>> = BTreeMap::new();
-    for (id, ((labels, chunks), refs)) in series.iter().zip(refs).enumerate() {
+    for (id, ((labels, _), chunks)) in series.iter().zip(metas).enumerate() {
         series_offsets.push(out.len() as u64);
         put_uvarint(&mut out, labels.len() as u64);
         for l in labels {
@@ -113,12 +120,12 @@ fn encode_index(series: &[(Labels, Vec<BlockChunk>)], refs: &[Vec<u64>]) -> Vec<
         }
         put_uvarint(&mut out, chunks.len() as u64);
         let (mut prev_max, mut prev_ref) = (0i64, 0u64);
-        for (i, (c, r)) in chunks.iter().zip(refs).enumerate() {
-            put_varint(&mut out, if i == 0 { c.min_t } else { c.min_t - prev_max });
-            put_uvarint(&mut out, (c.max_t - c.min_t) as u64);
-            put_uvarint(&mut out, if i == 0 { *r } else { r - prev_ref });
-            prev_max = c.max_t;
-            prev_ref = *r;
+        for (i, &(min_t, max_t, r)) in chunks.iter().enumerate() {
+            put_varint(&mut out, if i == 0 { min_t } else { min_t - prev_max });
+            put_uvarint(&mut out, (max_t - min_t) as u64);
+            put_uvarint(&mut out, if i == 0 { r } else { r - prev_ref });
+            prev_max = max_t;
+            prev_ref = r;
         }
     }
 
