@@ -8,6 +8,7 @@
 //! With `--replay-rounds N` (e.g. 480: 2 h at 15 s) it then measures restart instead: each
 //! server is fed N rounds (generated on the fly), killed with SIGKILL, and restarted on the
 //! same data directory; the time from spawn to `/-/ready` answering 200 is its WAL replay.
+//! `--only vigie` skips Prometheus; `--keep` leaves the data directories behind.
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{TcpListener, TcpStream};
@@ -228,6 +229,10 @@ fn main() {
 fn replay_main(series: usize, rounds: usize) {
     let base = SystemTime::now().duration_since(UNIX_EPOCH).unwrap().as_millis() as i64 - rounds as i64 * 15_000;
     let tmp = tempfile::tempdir().unwrap();
+    let only = std::env::args().skip_while(|a| a != "--only").nth(1);
+    if std::env::args().any(|a| a == "--keep") {
+        println!("data kept in {}", tmp.path().display());
+    }
     let target = std::env::var("CARGO_TARGET_DIR").map(PathBuf::from).unwrap_or_else(|_| PathBuf::from("target"));
     let vport = free_port();
     let vdir = tmp.path().join("vigie");
@@ -236,6 +241,10 @@ fn replay_main(series: usize, rounds: usize) {
         c.args(["run", "--discovery", "none", "--listen", &format!("127.0.0.1:{vport}"), "--data-dir"]).arg(&vdir);
         c
     };
+    if only.as_deref() == Some("vigie") {
+        replay("vigie", vigie, vport, series, rounds, base);
+        return keep(tmp);
+    }
     let v = replay("vigie", vigie, vport, series, rounds, base);
     let pport = free_port();
     let cfg = tmp.path().join("prometheus.yml");
@@ -251,4 +260,12 @@ fn replay_main(series: usize, rounds: usize) {
     };
     let p = replay("prometheus", prom, pport, series, rounds, base);
     println!("ratio vigie/prometheus restart time: {:.2}x (target: <= 0.5)", v.as_secs_f64() / p.as_secs_f64());
+    keep(tmp);
+}
+
+/// `--keep` leaves the data directories for inspection.
+fn keep(tmp: tempfile::TempDir) {
+    if std::env::args().any(|a| a == "--keep") {
+        let _ = tmp.keep();
+    }
 }

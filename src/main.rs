@@ -48,7 +48,11 @@ enum ImportWhat {
 
 fn import(what: ImportWhat) -> anyhow::Result<()> {
     let ImportWhat::Openmetrics { file, data_dir } = what;
-    let input = std::fs::read(&file).map_err(|e| anyhow::anyhow!("{}: {e}", file.display()))?;
+    let opened = std::fs::File::open(&file).map_err(|e| anyhow::anyhow!("{}: {e}", file.display()))?;
+    // SAFETY: the map is only read. Another process changing the file during the import
+    // would give wrong samples (or SIGBUS if it truncates it); backfill files are static.
+    // Mapping instead of reading spares copying a file that may be gigabytes.
+    let input = unsafe { memmap2::Mmap::map(&opened) }.map_err(|e| anyhow::anyhow!("{}: {e}", file.display()))?;
     std::fs::create_dir_all(&data_dir)?;
     let started = std::time::Instant::now();
     let total = input.len().max(1);

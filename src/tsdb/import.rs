@@ -3,7 +3,7 @@
 //! into 2 h blocks in the data directory, which `vigie run` then loads like any other block
 //! (overlaps with existing blocks are merged when read and when compacted).
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeSet, HashMap};
 use std::path::Path;
 
 use super::block::writer::write_block;
@@ -41,19 +41,41 @@ pub fn import_openmetrics(
     mut progress: impl FnMut(usize),
 ) -> Result<ImportReport, ImportError> {
     let mut report = ImportReport::default();
-    // window start → series → samples. Series keys are shared between windows by value.
-    let mut windows: BTreeMap<i64, HashMap<Labels, Vec<Point>>> = BTreeMap::new();
+    // Every series once, with all its samples; found by the text of its name and labels
+    // (a file lists a series' samples together, so the previous one is usually it).
+    let mut series: Vec<(Labels, Vec<Point>)> = Vec::new();
+    let mut by_text: HashMap<&[u8], usize> = HashMap::new();
+    let mut by_labels: HashMap<Labels, usize> = HashMap::new();
+    let mut last: Option<(&[u8], usize)> = None;
     let mut parser = Parser::new(input, Format::OpenMetrics);
     let step = (input.len() / 100).max(1 << 20);
     let mut next_report = step;
     while let Some(entry) = parser.next()? {
         let Entry::Sample(s) = entry else { continue };
         let t = s.timestamp_ms.ok_or(ImportError::MissingTimestamp(parser.line()))?;
-        let mut pairs: Vec<(String, String)> = s.labels().map(|(n, v)| (n.into_owned(), v.into_owned())).collect();
-        pairs.push((crate::model::METRIC_NAME.to_string(), s.name.to_string()));
-        let labels = Labels::from_pairs(pairs);
-        let w = t.div_euclid(CHUNK_RANGE_MS) * CHUNK_RANGE_MS;
-        windows.entry(w).or_default().entry(labels).or_default().push(Point { t, v: s.value });
+        let id = match last {
+            Some((text, id)) if text == s.series => id,
+            _ => {
+                let id = match by_text.get(s.series) {
+                    Some(id) => *id,
+                    None => {
+                        let mut pairs: Vec<(String, String)> =
+                            s.labels().map(|(n, v)| (n.into_owned(), v.into_owned())).collect();
+                        pairs.push((crate::model::METRIC_NAME.to_string(), s.name.to_string()));
+                        let labels = Labels::from_pairs(pairs);
+                        let id = *by_labels.entry(labels.clone()).or_insert_with(|| {
+                            series.push((labels, Vec::new()));
+                            series.len() - 1
+                        });
+                        by_text.insert(s.series, id);
+                        id
+                    }
+                };
+                last = Some((s.series, id));
+                id
+            }
+        };
+        series[id].1.push(Point { t, v: s.value });
         report.samples += 1;
         if parser.offset() >= next_report {
             progress(parser.offset());
@@ -61,25 +83,31 @@ pub fn import_openmetrics(
         }
     }
     progress(input.len());
-    let mut all_series = std::collections::HashSet::new();
-    for (w, series) in windows {
-        let mut data: Vec<(Labels, Vec<super::BlockChunk>)> = series
-            .into_iter()
-            .map(|(labels, mut points)| {
-                points.sort_by_key(|p| p.t);
-                let before = points.len();
-                points.dedup_by_key(|p| p.t);
-                report.duplicates += (before - points.len()) as u64;
-                all_series.insert(labels.stable_hash());
-                (labels, encode_chunks(&points))
+    drop((by_text, by_labels));
+    report.series = series.len() as u64;
+    series.sort_by(|a, b| a.0.cmp(&b.0));
+    let mut windows = BTreeSet::new();
+    for (_, points) in &mut series {
+        points.sort_by_key(|p| p.t);
+        let before = points.len();
+        points.dedup_by_key(|p| p.t);
+        report.duplicates += (before - points.len()) as u64;
+        windows.extend(points.iter().map(|p| p.t.div_euclid(CHUNK_RANGE_MS)).collect::<BTreeSet<_>>());
+    }
+    for w in windows {
+        let (lo, hi) = (w * CHUNK_RANGE_MS, (w + 1) * CHUNK_RANGE_MS);
+        let data: Vec<(Labels, Vec<super::BlockChunk>)> = series
+            .iter()
+            .filter_map(|(labels, points)| {
+                let a = points.partition_point(|p| p.t < lo);
+                let b = points.partition_point(|p| p.t < hi);
+                (a < b).then(|| (labels.clone(), encode_chunks(&points[a..b])))
             })
             .collect();
-        data.sort_by(|a, b| a.0.cmp(&b.0));
-        let (_, meta) = write_block(data_dir, BlockMeta::new(new_ulid(now_ms), w, w + CHUNK_RANGE_MS), &data)?;
-        tracing::info!(block = %meta.ulid, min_time = w, series = meta.stats.num_series, samples = meta.stats.num_samples, "block written");
+        let (_, meta) = write_block(data_dir, BlockMeta::new(new_ulid(now_ms), lo, hi), &data)?;
+        tracing::info!(block = %meta.ulid, min_time = lo, series = meta.stats.num_series, samples = meta.stats.num_samples, "block written");
         report.blocks.push(meta.ulid);
     }
-    report.series = all_series.len() as u64;
     Ok(report)
 }
 
