@@ -139,6 +139,21 @@ mod tests {
     }
 
     #[test]
+    fn one_series_written_two_ways_and_interleaved_is_one_series() {
+        let dir = tempfile::tempdir().unwrap();
+        let text = "# TYPE m gauge\nm{a=\"1\",b=\"2\"} 1 60\nm{c=\"3\"} 5 60\nm{b=\"2\",a=\"1\"} 2 120\n\
+                    m{a=\"1\",b=\"2\"} 9 60\nm{c=\"3\"} 6 0\n# EOF\n";
+        let r = import_openmetrics(text.as_bytes(), dir.path(), 0, |_| {}).unwrap();
+        assert_eq!((r.samples, r.series, r.duplicates), (5, 2, 1));
+        let (db, _) =
+            Db::open(dir.path(), DbOptions { retention: std::time::Duration::ZERO, ..Default::default() }).unwrap();
+        let got = db.select(&[Matcher::equal("a", "1")], i64::MIN, i64::MAX);
+        assert_eq!(got[0].points, vec![Point { t: 60_000, v: 1.0 }, Point { t: 120_000, v: 2.0 }]);
+        let got = db.select(&[Matcher::equal("c", "3")], i64::MIN, i64::MAX);
+        assert_eq!(got[0].points, vec![Point { t: 0, v: 6.0 }, Point { t: 60_000, v: 5.0 }]);
+    }
+
+    #[test]
     fn a_sample_without_timestamp_is_an_error_with_its_line() {
         let dir = tempfile::tempdir().unwrap();
         let e = import_openmetrics(b"m 1 10\nm 2\n# EOF\n", dir.path(), 0, |_| {}).unwrap_err();
