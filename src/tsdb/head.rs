@@ -19,7 +19,7 @@ use super::chunk::{self, ChunkEncoder, ChunkIter};
 use super::index::Postings;
 use super::wal::{self, Record, ReplayStats, Wal, WalError};
 use super::{Appender, CommitResult, Matcher, Point, Querier, SeriesData, SeriesRef};
-use crate::model::{Labels, is_stale_nan};
+use crate::model::{Labels, PackedLabels, is_stale_nan};
 
 /// Chunks never span a multiple of this (the smallest block range, 2 h).
 pub const CHUNK_RANGE_MS: i64 = 2 * 3600 * 1000;
@@ -187,7 +187,7 @@ struct Snapshot {
 }
 
 struct MemSeries {
-    labels: Labels,
+    labels: PackedLabels,
     chunks: Mutex<SeriesChunks>,
 }
 
@@ -242,7 +242,7 @@ impl Index {
         self.series.get(r as usize).and_then(Option::as_ref)
     }
 
-    fn find(&self, hash: u64, eq: impl Fn(&Labels) -> bool) -> Option<SeriesRef> {
+    fn find(&self, hash: u64, eq: impl Fn(&PackedLabels) -> bool) -> Option<SeriesRef> {
         self.by_hash.get(&hash)?.iter().copied().find(|r| self.get(*r).is_some_and(|s| eq(&s.labels)))
     }
 
@@ -252,6 +252,7 @@ impl Index {
             self.series.resize(i + 1, None);
         }
         self.postings.add(r, &labels);
+        let labels = PackedLabels::from(&labels);
         self.series[i] = Some(Arc::new(MemSeries { labels, chunks: Mutex::new(SeriesChunks::default()) }));
         self.by_hash.entry(hash).or_default().push(r);
     }
@@ -430,17 +431,18 @@ impl Head {
 
     /// Resolves or creates the series for `labels`.
     pub fn get_or_create(&self, labels: &Labels) -> SeriesRef {
-        self.resolve(labels.stable_hash(), |l| l == labels, || labels.clone())
+        let pairs = || labels.iter().map(|l| (l.name.as_str(), l.value.as_str()));
+        self.resolve(labels.stable_hash(), |l| l.eq_pairs(pairs()), || labels.clone())
     }
 
     /// Resolves or creates the series for `pairs`, sorted by name, unique, with no empty
     /// values; allocates only when the series is new.
     pub fn get_or_create_pairs(&self, pairs: &[(&str, &str)]) -> SeriesRef {
         let hash = crate::model::stable_hash_pairs(pairs.iter().copied());
-        self.resolve(hash, |l| l.eq_pairs(pairs), || Labels::from_pairs(pairs.iter().copied()))
+        self.resolve(hash, |l| l.eq_pairs(pairs.iter().copied()), || Labels::from_pairs(pairs.iter().copied()))
     }
 
-    fn resolve(&self, hash: u64, eq: impl Fn(&Labels) -> bool, make: impl FnOnce() -> Labels) -> SeriesRef {
+    fn resolve(&self, hash: u64, eq: impl Fn(&PackedLabels) -> bool, make: impl FnOnce() -> Labels) -> SeriesRef {
         if let Some(r) = self.index.read().find(hash, &eq) {
             return r;
         }
@@ -555,7 +557,7 @@ impl Head {
                 chunks = encode_chunks(&decode_window(&snap, mint, maxt - 1));
             }
             if !chunks.is_empty() {
-                out.push((s.labels.clone(), chunks));
+                out.push((s.labels.unpack(), chunks));
             }
         }
         out.sort_by(|a, b| a.0.cmp(&b.0));
@@ -687,7 +689,7 @@ impl Querier for Head {
             .filter_map(|s| {
                 let chunks = s.chunks.lock().snapshot(mint, maxt);
                 let points = decode_window(&chunks, mint, maxt);
-                (!points.is_empty()).then(|| SeriesData { labels: s.labels.clone(), points })
+                (!points.is_empty()).then(|| SeriesData { labels: s.labels.unpack(), points })
             })
             .collect();
         out.sort_by(|a, b| a.labels.cmp(&b.labels));
@@ -702,7 +704,7 @@ impl Querier for Head {
                 let chunks = s.chunks.lock().snapshot(mint, maxt);
                 !decode_window(&chunks, mint, maxt).is_empty()
             })
-            .map(|s| s.labels.clone())
+            .map(|s| s.labels.unpack())
             .collect();
         out.sort();
         out
