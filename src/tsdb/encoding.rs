@@ -39,6 +39,10 @@ impl<'a> Decoder<'a> {
         Decoder { buf, pos }
     }
 
+    pub fn position(&self) -> usize {
+        self.pos
+    }
+
     pub fn done(&self) -> bool {
         self.pos >= self.buf.len()
     }

@@ -9,7 +9,7 @@
 
 use flate2::{Compress, Compression, Decompress, FlushCompress, FlushDecompress, Status};
 
-use super::segment;
+use super::segment::{self, SharedTimes};
 use crate::tsdb::Point;
 use crate::tsdb::encoding::{DecodeError, Decoder, put_uvarint};
 
@@ -29,19 +29,20 @@ pub fn split_ref(r: u64) -> (u64, usize) {
 /// Builds frames from segments; the caller writes each finished frame at `offset`.
 pub struct FrameBuilder {
     raw: Vec<u8>,
+    shared: SharedTimes,
     /// File offset the frame being built will be written at.
     offset: u64,
 }
 
 impl FrameBuilder {
     pub fn new(offset: u64) -> Self {
-        FrameBuilder { raw: Vec::with_capacity(FRAME_TARGET * 2), offset }
+        FrameBuilder { raw: Vec::with_capacity(FRAME_TARGET * 2), shared: SharedTimes::default(), offset }
     }
 
     /// Encodes a segment into the current frame and returns its reference.
     pub fn push(&mut self, points: &[Point]) -> u64 {
         let r = segment_ref(self.offset, self.raw.len());
-        segment::encode(points, &mut self.raw);
+        segment::encode(points, &mut self.raw, &mut self.shared);
         r
     }
 
@@ -58,6 +59,7 @@ impl FrameBuilder {
         out.extend_from_slice(&crc32c::crc32c(&packed).to_le_bytes());
         self.offset += out.len() as u64;
         self.raw.clear();
+        self.shared.clear();
         Some(out)
     }
 }
@@ -99,7 +101,7 @@ pub fn read(file: &[u8], offset: u64) -> Result<Vec<u8>, DecodeError> {
 
 /// Decodes the segment at `pos` of an inflated frame.
 pub fn segment_at(frame: &[u8], pos: usize, out: &mut Vec<Point>) -> Result<(), DecodeError> {
-    segment::decode(&mut Decoder::at(frame, pos), out)
+    segment::decode(frame, pos, out).map(|_| ())
 }
 
 /// The last frame read, so neighbouring series in one frame inflate it once.

@@ -35,28 +35,67 @@ const POW10: [f64; 23] = [
 /// Mantissas above 2^53 are not exact as doubles.
 const MAX_MANTISSA: i64 = 1 << 53;
 
-/// Appends the encoding of `points` (time-sorted, 1 ≤ len ≤ [`MAX_SAMPLES`]) to `out`.
-pub fn encode(points: &[Point], out: &mut Vec<u8>) {
+const TIMES_INLINE: u8 = 0;
+const TIMES_SHARED: u8 = 1;
+
+/// Timestamp columns already written to the buffer, by hash, so the series of one target
+/// (all scraped at the same instants) store their timestamps once per frame.
+#[derive(Default)]
+pub struct SharedTimes {
+    by_hash: std::collections::HashMap<u64, (usize, usize)>,
+    scratch: Vec<u8>,
+}
+
+impl SharedTimes {
+    pub fn clear(&mut self) {
+        self.by_hash.clear();
+    }
+}
+
+/// Appends the encoding of `points` (time-sorted, 1 ≤ len ≤ [`MAX_SAMPLES`]) to `out`;
+/// a timestamp column equal to one in `shared` (written earlier into the same `out`) is
+/// stored as a reference to it.
+pub fn encode(points: &[Point], out: &mut Vec<u8>, shared: &mut SharedTimes) {
     debug_assert!(!points.is_empty() && points.len() <= MAX_SAMPLES);
     put_uvarint(out, points.len() as u64);
-    encode_times(points, out);
+    shared.scratch.clear();
+    encode_times(points, &mut shared.scratch);
+    let hash = xxhash_rust::xxh3::xxh3_64(&shared.scratch);
+    match shared.by_hash.get(&hash) {
+        Some(&(pos, len)) if out[pos..pos + len] == shared.scratch[..] => {
+            out.push(TIMES_SHARED);
+            put_uvarint(out, pos as u64);
+        }
+        _ => {
+            out.push(TIMES_INLINE);
+            shared.by_hash.insert(hash, (out.len(), shared.scratch.len()));
+            out.extend_from_slice(&shared.scratch);
+        }
+    }
     encode_values(points, out);
 }
 
-/// Decodes one segment starting at `d`'s position, appending to `out`.
-pub fn decode(d: &mut Decoder<'_>, out: &mut Vec<Point>) -> Result<(), DecodeError> {
+/// Decodes the segment at `pos` of `buf`, appending to `out`.
+pub fn decode(buf: &[u8], pos: usize, out: &mut Vec<Point>) -> Result<usize, DecodeError> {
+    let mut d = Decoder::at(buf, pos);
     let n = d.uvarint()? as usize;
     if n == 0 || n > MAX_SAMPLES {
         return Err(d.err("bad segment sample count"));
     }
     let start = out.len();
-    decode_times(d, n, out)?;
-    decode_values(d, &mut out[start..])
-}
-
-/// Number of samples of the segment at `d` without decoding it.
-pub fn count(d: &mut Decoder<'_>) -> Result<usize, DecodeError> {
-    Ok(d.uvarint()? as usize)
+    match d.bytes(1)?[0] {
+        TIMES_INLINE => decode_times(&mut d, n, out)?,
+        TIMES_SHARED => {
+            let at = d.uvarint()? as usize;
+            if at >= pos {
+                return Err(d.err("shared timestamps must come earlier in the frame"));
+            }
+            decode_times(&mut Decoder::at(buf, at), n, out)?;
+        }
+        _ => return Err(d.err("unknown timestamp encoding")),
+    }
+    decode_values(&mut d, &mut out[start..])?;
+    Ok(d.position())
 }
 
 fn grid_step(points: &[Point]) -> i64 {
@@ -277,11 +316,10 @@ mod tests {
 
     fn round_trip(points: &[Point]) -> Vec<u8> {
         let mut buf = Vec::new();
-        encode(points, &mut buf);
-        let mut d = Decoder::new(&buf);
+        encode(points, &mut buf, &mut SharedTimes::default());
         let mut got = Vec::new();
-        decode(&mut d, &mut got).unwrap();
-        assert!(d.done(), "trailing bytes");
+        let end = decode(&buf, 0, &mut got).unwrap();
+        assert_eq!(end, buf.len(), "trailing bytes");
         assert_eq!(got.len(), points.len());
         for (a, b) in got.iter().zip(points) {
             assert_eq!((a.t, a.v.to_bits()), (b.t, b.v.to_bits()), "at t={}", b.t);
@@ -311,6 +349,7 @@ mod tests {
         let buf = round_trip(&pts);
         let mut d = Decoder::new(&buf);
         d.uvarint().unwrap();
+        assert_eq!(d.bytes(1).unwrap()[0], TIMES_INLINE);
         let _base = d.varint().unwrap();
         assert_eq!(d.uvarint().unwrap(), 15_000);
         let residuals: Vec<i64> = (0..pts.len()).map(|_| d.varint().unwrap()).collect();
@@ -327,6 +366,7 @@ mod tests {
         let buf = round_trip(&grid(100, |i| 1.7962909939749625e9 + i as f64 * 15.000_000_123_4));
         let mut d = Decoder::new(&buf);
         d.uvarint().unwrap();
+        d.bytes(1).unwrap();
         d.varint().unwrap();
         d.uvarint().unwrap();
         for _ in 0..100 {
@@ -335,6 +375,35 @@ mod tests {
         assert_eq!(d.bytes(1).unwrap()[0], XOR);
         round_trip(&grid(1, |_| 0.5));
         round_trip(&[Point { t: -5, v: 1e300 }, Point { t: 7, v: -1e-300 }]);
+    }
+
+    #[test]
+    fn equal_timestamp_columns_are_stored_once() {
+        let mut a = grid(480, |i| i as f64);
+        a[7].t += 2;
+        let b: Vec<Point> = a.iter().map(|p| Point { t: p.t, v: 5.0 }).collect();
+        let mut c = b.clone();
+        c[9].t += 1;
+        let (mut buf, mut shared) = (Vec::new(), SharedTimes::default());
+        let mut ends = Vec::new();
+        for s in [&a, &b, &c] {
+            ends.push(buf.len());
+            encode(s, &mut buf, &mut shared);
+        }
+        ends.push(buf.len());
+        assert!(ends[2] - ends[1] < 500, "b refers to a's timestamps: {ends:?}");
+        assert!(ends[3] - ends[2] > 960, "c has its own: {ends:?}");
+        for (s, at) in [&a, &b, &c].iter().zip(&ends) {
+            let mut got = Vec::new();
+            decode(&buf, *at, &mut got).unwrap();
+            assert_eq!(&got, *s);
+        }
+        // A reference must point backwards (no loops on damaged data).
+        let mut bad = Vec::new();
+        put_uvarint(&mut bad, 1);
+        bad.push(TIMES_SHARED);
+        put_uvarint(&mut bad, 5);
+        assert!(decode(&bad, 0, &mut Vec::new()).is_err());
     }
 
     #[test]
