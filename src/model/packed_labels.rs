@@ -2,7 +2,7 @@
 //! per active series, and as a `Vec` of `String` pairs that is 2n + 1 small allocations
 //! (~400 bytes for a four-label series); packed it is one of about the text's size.
 //!
-//! Layout: per label, sorted by name, `name_len u16 LE | name | value_len u32 LE | value`.
+//! Layout: per label, sorted by name, `name_len u32 LE | name | value_len u32 LE | value`.
 
 use super::{Label, Labels};
 
@@ -17,12 +17,10 @@ impl std::fmt::Debug for PackedLabels {
 
 impl From<&Labels> for PackedLabels {
     fn from(labels: &Labels) -> Self {
-        let size: usize = labels.iter().map(|l| 6 + l.name.len() + l.value.len()).sum();
+        let size: usize = labels.iter().map(|l| 8 + l.name.len() + l.value.len()).sum();
         let mut out = Vec::with_capacity(size);
         for l in labels {
-            // Label names are identifiers; 64 KiB is far beyond any the parsers accept.
-            let n = u16::try_from(l.name.len()).expect("label name under 64 KiB");
-            out.extend_from_slice(&n.to_le_bytes());
+            out.extend_from_slice(&(l.name.len() as u32).to_le_bytes());
             out.extend_from_slice(l.name.as_bytes());
             out.extend_from_slice(&(l.value.len() as u32).to_le_bytes());
             out.extend_from_slice(l.value.as_bytes());
@@ -80,8 +78,8 @@ impl<'a> Iterator for Pairs<'a> {
             // Only `From<&Labels>` writes these bytes, from `String`s.
             std::str::from_utf8(s).expect("packed from strings")
         };
-        let n = u16::from_le_bytes([self.rest[0], self.rest[1]]) as usize;
-        self.rest = &self.rest[2..];
+        let n = u32::from_le_bytes(self.rest[..4].try_into().expect("4 bytes")) as usize;
+        self.rest = &self.rest[4..];
         let name = take(&mut self.rest, n);
         let v = u32::from_le_bytes(self.rest[..4].try_into().expect("4 bytes")) as usize;
         self.rest = &self.rest[4..];
@@ -106,7 +104,7 @@ mod tests {
         assert!(!p.eq_pairs(pairs[..3].iter().copied()));
         assert!(!p.eq_pairs(pairs.iter().copied().chain([("z", "1")])));
         assert_eq!(PackedLabels::from(&Labels::empty()).unpack(), Labels::empty());
-        // 38 bytes of UTF-8 text plus 6 bytes of lengths per label.
-        assert_eq!(p.heap_size(), 38 + 4 * 6);
+        // 38 bytes of UTF-8 text plus 8 bytes of lengths per label.
+        assert_eq!(p.heap_size(), 38 + 4 * 8);
     }
 }
