@@ -92,7 +92,14 @@ pub fn import_openmetrics(
         let before = points.len();
         points.dedup_by_key(|p| p.t);
         report.duplicates += (before - points.len()) as u64;
-        windows.extend(points.iter().map(|p| p.t.div_euclid(CHUNK_RANGE_MS)).collect::<BTreeSet<_>>());
+        // Sorted, so each window's samples are consecutive: one insert per window.
+        let mut last = None;
+        for w in points.iter().map(|p| p.t.div_euclid(CHUNK_RANGE_MS)) {
+            if last != Some(w) {
+                windows.insert(w);
+                last = Some(w);
+            }
+        }
     }
     for w in windows {
         let (lo, hi) = (w * CHUNK_RANGE_MS, (w + 1) * CHUNK_RANGE_MS);

@@ -33,7 +33,7 @@ pub const CHUNKS_MAGIC: [u8; 8] = *b"VGCK\x02\0\0\0";
 pub const INDEX_MAGIC: [u8; 8] = *b"VGIX\x01\0\0\0";
 const TOC_LEN: usize = 6 * 8 + 4;
 
-/// Where a chunk of a series lies: `(min_t, max_t, offset in the chunks file)`.
+/// Where a segment of a series lies: `(min_t, max_t, segment ref)` (see [`frame::segment_ref`]).
 pub(crate) type ChunkMeta = (i64, i64, u64);
 
 #[derive(Debug, thiserror::Error)]
@@ -351,7 +351,7 @@ impl Block {
         values.iter().filter_map(|(v, _)| self.symbols.get(*v as usize)).map(|s| s.to_string()).collect()
     }
 
-    /// Checks every chunk's checksum and decodes every segment.
+    /// Checks every frame's checksum and decodes every segment.
     pub fn verify_chunks(&self) -> Result<(), BlockError> {
         let mut cache = FrameCache::default();
         let mut buf = Vec::new();
