@@ -198,16 +198,29 @@ fn spawn_sighup(reloader: Arc<Reloader>) {
     });
 }
 
-/// Compaction and retention every minute, off the async threads.
+/// Compaction and retention every minute, and a WAL checkpoint whenever the head asks for
+/// one, off the async threads.
 fn spawn_maintenance(db: Arc<Db>) {
     tokio::spawn(async move {
         let mut tick = tokio::time::interval(Duration::from_secs(60));
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
-            tick.tick().await;
             let db = db.clone();
-            // Errors are logged and counted inside; the next tick retries.
-            let _ = tokio::task::spawn_blocking(move || db.maintain(now_ms())).await;
+            tokio::select! {
+                _ = tick.tick() => {
+                    // Errors are logged and counted inside; the next tick retries.
+                    let _ = tokio::task::spawn_blocking(move || db.maintain(now_ms())).await;
+                }
+                () = db.head().checkpoint_wanted().notified() => {
+                    let head = db.head().clone();
+                    let _ = tokio::task::spawn_blocking(move || {
+                        if let Err(e) = head.checkpoint_wal() {
+                            tracing::error!(error = %e, "WAL checkpoint failed; the log keeps every segment until the next one");
+                        }
+                    })
+                    .await;
+                }
+            }
         }
     });
 }

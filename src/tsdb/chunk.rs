@@ -17,6 +17,8 @@ pub enum ChunkError {
     TooShort(usize),
     #[error("chunk data ends before sample {0}")]
     Truncated(u16),
+    #[error("chunk has {0} bytes after its last sample")]
+    TrailingBytes(usize),
 }
 
 /// Appends bits most-significant first.
@@ -174,6 +176,11 @@ impl ChunkEncoder {
         if self.count == 0 { i64::MIN } else { self.t }
     }
 
+    /// Time and value of the newest sample.
+    pub fn last(&self) -> Option<(i64, f64)> {
+        (self.count > 0).then(|| (self.t, f64::from_bits(self.v)))
+    }
+
     /// Bytes the chunk takes so far.
     pub fn size(&self) -> usize {
         self.bits.bytes.len()
@@ -249,6 +256,34 @@ impl ChunkEncoder {
     pub fn bytes(&self) -> &[u8] {
         &self.bits.bytes
     }
+
+    /// Reopens an encoded chunk for appending (a head restored from a checkpoint): decodes it
+    /// once to recover the last time, delta, value and XOR window. Later appends produce the
+    /// same bits as if the chunk had never been closed.
+    pub fn resume(chunk: &[u8]) -> Result<Self, ChunkError> {
+        let mut it = ChunkIter::new(chunk)?;
+        let mut min_t = i64::MAX;
+        for (t, _) in it.by_ref() {
+            min_t = min_t.min(t);
+        }
+        if let Some(e) = it.error() {
+            return Err(e);
+        }
+        let used = it.r.pos.div_ceil(8);
+        if used != chunk.len() {
+            return Err(ChunkError::TrailingBytes(chunk.len().saturating_sub(used)));
+        }
+        let free = (used * 8 - it.r.pos) as u8;
+        Ok(ChunkEncoder {
+            bits: BitWriter { bytes: chunk.to_vec(), free },
+            count: it.read,
+            t: it.t,
+            delta: it.delta,
+            v: it.v,
+            window: it.windowed.then_some(it.window),
+            min_t: if it.read == 0 { i64::MAX } else { min_t },
+        })
+    }
 }
 
 /// Reads the samples of an encoded chunk in order.
@@ -260,6 +295,8 @@ pub struct ChunkIter<'a> {
     delta: i64,
     v: u64,
     window: XorWindow,
+    /// Whether a value has set the XOR window yet (an encoder resumed from here needs it).
+    windowed: bool,
     failed: bool,
 }
 
@@ -277,6 +314,7 @@ impl<'a> ChunkIter<'a> {
             delta: 0,
             v: 0,
             window: XorWindow { leading: 0, trailing: 0 },
+            windowed: false,
             failed: false,
         })
     }
@@ -329,6 +367,7 @@ impl<'a> ChunkIter<'a> {
                 significant = 64;
             }
             self.window = XorWindow { leading, trailing: 64u8.saturating_sub(leading + significant) };
+            self.windowed = true;
         }
         let w = self.window;
         let n = 64 - w.leading - w.trailing;
@@ -429,7 +468,55 @@ mod tests {
         assert_eq!(ChunkIter::new(&[1]).err(), Some(ChunkError::TooShort(1)));
     }
 
+    #[test]
+    fn resume_rejects_damage() {
+        let mut e = ChunkEncoder::new();
+        for i in 0..20 {
+            e.append(i * 1000, i as f64 * 0.1);
+        }
+        let bytes = e.bytes();
+        assert!(matches!(ChunkEncoder::resume(&bytes[..bytes.len() - 4]), Err(ChunkError::Truncated(_))));
+        let mut longer = bytes.to_vec();
+        longer.extend_from_slice(&[0, 0]);
+        assert_eq!(ChunkEncoder::resume(&longer).err(), Some(ChunkError::TrailingBytes(2)));
+        let empty = ChunkEncoder::resume(ChunkEncoder::new().bytes()).unwrap();
+        assert!(empty.is_empty());
+        assert_eq!(empty.min_time(), i64::MAX);
+    }
+
     proptest! {
+        /// An encoder closed after any prefix and resumed writes exactly the bytes of one
+        /// that never stopped.
+        #[test]
+        fn resumed_encoder_writes_the_same_bits(
+            steps in prop::collection::vec((1i64..100_000, any::<u64>(), 0u8..3), 1..150),
+            cut in any::<prop::sample::Index>(),
+        ) {
+            let (mut t, mut prev) = (1_000i64, 0.0f64);
+            let samples: Vec<(i64, f64)> = steps.iter().map(|&(dt, bits, kind)| {
+                t += dt;
+                prev = match kind { 0 => prev, 1 => prev + (bits % 100) as f64, _ => f64::from_bits(bits) };
+                (t, prev)
+            }).collect();
+            let cut = cut.index(samples.len() + 1);
+            let mut whole = ChunkEncoder::new();
+            let mut first = ChunkEncoder::new();
+            for (i, &(t, v)) in samples.iter().enumerate() {
+                whole.append(t, v);
+                if i < cut {
+                    first.append(t, v);
+                }
+            }
+            let mut resumed = ChunkEncoder::resume(first.bytes()).unwrap();
+            prop_assert_eq!(resumed.len() as usize, cut);
+            for &(t, v) in &samples[cut..] {
+                resumed.append(t, v);
+            }
+            prop_assert_eq!(resumed.bytes(), whole.bytes());
+            prop_assert_eq!(resumed.min_time(), whole.min_time());
+            prop_assert_eq!(resumed.max_time(), whole.max_time());
+        }
+
         #[test]
         fn random_streams_roundtrip(
             start in any::<i32>(),

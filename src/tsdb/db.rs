@@ -254,15 +254,7 @@ impl Db {
                 report.head_blocks.push(meta.ulid);
             }
             self.head.truncate_before(maxt);
-            if let Some(cp) = self.head.checkpoint_wal(maxt)? {
-                tracing::info!(
-                    upto = cp.upto,
-                    series = cp.series,
-                    samples = cp.samples,
-                    removed = cp.segments_removed,
-                    "WAL checkpoint written"
-                );
-            }
+            self.head.checkpoint_wal()?;
         }
     }
 

@@ -292,6 +292,8 @@ pub struct OpenReport {
     pub samples: u64,
     /// Samples in the WAL for refs no series record defined (should be 0).
     pub unknown_refs: u64,
+    /// Checkpointed series whose chunks could not be restored (should be 0).
+    pub bad_series: u64,
     pub duration_ms: u64,
 }
 
@@ -311,6 +313,18 @@ pub struct Head {
     /// Samples older than this belong to persisted blocks and are refused (out of bounds).
     min_valid_time: AtomicI64,
     wal_dir: Option<std::path::PathBuf>,
+    /// One checkpoint at a time.
+    checkpointing: Mutex<()>,
+    /// Log bytes replayed after the checkpoint at open: they count towards the next one.
+    wal_base: u64,
+    /// Log bytes since open (plus `wal_base`), as of the last commit.
+    wal_written: AtomicU64,
+    /// `wal_written` when the last checkpoint switched segments.
+    checkpoint_mark: AtomicU64,
+    /// Size of the last checkpoint.
+    checkpoint_bytes: AtomicU64,
+    checkpoint_requested: std::sync::atomic::AtomicBool,
+    checkpoint_notify: tokio::sync::Notify,
 }
 
 impl Head {
@@ -332,6 +346,13 @@ impl Head {
             ooo_window_ms: AtomicI64::new(0),
             min_valid_time: AtomicI64::new(i64::MIN),
             wal_dir: None,
+            checkpointing: Mutex::new(()),
+            wal_base: 0,
+            wal_written: AtomicU64::new(0),
+            checkpoint_mark: AtomicU64::new(0),
+            checkpoint_bytes: AtomicU64::new(0),
+            checkpoint_requested: std::sync::atomic::AtomicBool::new(false),
+            checkpoint_notify: tokio::sync::Notify::new(),
         }
     }
 
@@ -378,7 +399,9 @@ impl Head {
         head.set_out_of_order_window(ooo_window);
         head.set_min_valid_time(min_valid_time);
         let mut report = OpenReport::default();
+        let mut states_report = OpenReport::default();
         let wal_stats = wal::replay_all(wal_dir, |rec| match rec {
+            Record::State(states) => head.restore_states(states, min_valid_time, &mut states_report),
             Record::Series(series) => {
                 let mut idx = head.index.write();
                 for (r, labels) in series {
@@ -392,9 +415,10 @@ impl Head {
             Record::Samples(samples) => {
                 let idx = head.index.read();
                 let (mut lo, mut hi, mut n) = (i64::MAX, i64::MIN, 0u64);
-                // Replay may use a wider floor than the original commit did (the head max
-                // only grows within a record); every logged sample was accepted once.
-                let floor = head.ooo_floor();
+                // Every logged sample was accepted once, so no out-of-order floor applies: the
+                // head's newest time here may be ahead of what the commit saw (a checkpoint
+                // holds series copied after later commits).
+                let floor = i64::MIN;
                 for (r, t, v) in samples {
                     if t < min_valid_time {
                         continue;
@@ -419,6 +443,12 @@ impl Head {
                 }
             }
         })?;
+        report.series += states_report.series;
+        report.samples += states_report.samples;
+        report.bad_series = states_report.bad_series;
+        head.wal_base = wal_stats.bytes - wal_stats.checkpoint_bytes;
+        head.wal_written.store(head.wal_base, Ordering::Relaxed);
+        head.checkpoint_bytes.store(wal_stats.checkpoint_bytes, Ordering::Relaxed);
         report.wal = wal_stats;
         *head.wal.lock() = Some(Wal::open(wal_dir)?);
         report.duration_ms = started.elapsed().as_millis() as u64;
@@ -564,22 +594,6 @@ impl Head {
         out
     }
 
-    /// Starts a new WAL segment and folds the older ones into a checkpoint keeping samples at
-    /// or after `min_t` (after the head was truncated there).
-    pub fn checkpoint_wal(&self, min_t: i64) -> Result<Option<wal::checkpoint::CheckpointStats>, WalError> {
-        let (Some(dir), upto) = (self.wal_dir.as_ref(), {
-            let mut w = self.wal.lock();
-            match w.as_mut() {
-                Some(w) => w.next_segment()?.checked_sub(1),
-                None => None,
-            }
-        }) else {
-            return Ok(None);
-        };
-        let Some(upto) = upto else { return Ok(None) };
-        wal::checkpoint::create(dir, upto, |_| true, min_t).map(Some)
-    }
-
     /// Flushes and fsyncs the log (clean shutdown).
     pub fn close(&self) -> Result<(), WalError> {
         match self.wal.lock().as_mut() {
@@ -649,7 +663,11 @@ impl Head {
             tracing::error!(error = %e, samples = accepted.len(), "writing samples to the WAL failed");
             res.wal_error = Some(e.to_string());
         }
+        if let Some(w) = wal.as_ref() {
+            self.wal_written.store(self.wal_base + w.total_written(), Ordering::Relaxed);
+        }
         drop(wal);
+        self.request_checkpoint_if_due();
         self.samples_appended.fetch_add(res.appended as u64, Ordering::Relaxed);
         self.out_of_order.fetch_add((res.out_of_order + res.duplicates + res.out_of_bounds) as u64, Ordering::Relaxed);
         self.late_appended.fetch_add(res.late as u64, Ordering::Relaxed);
@@ -760,5 +778,6 @@ impl Appender for HeadAppender {
     fn rollback(self) {}
 }
 
+mod persist;
 #[cfg(test)]
 mod tests;

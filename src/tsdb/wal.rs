@@ -80,6 +80,8 @@ pub struct Wal {
     segment: u32,
     file: File,
     written: u64,
+    /// Bytes written over every segment since this log was opened.
+    total: u64,
     buf: Vec<u8>,
     scratch: Vec<u8>,
     encoder: snap::raw::Encoder,
@@ -97,6 +99,7 @@ impl Wal {
             segment: next,
             file,
             written: 0,
+            total: 0,
             buf: Vec::with_capacity(64 << 10),
             scratch: Vec::new(),
             encoder: snap::raw::Encoder::new(),
@@ -120,6 +123,19 @@ impl Wal {
         let r = self.frame(record::SERIES, &payload);
         self.scratch = payload;
         r
+    }
+
+    /// Bytes handed to the kernel since the log was opened, over all segments.
+    pub fn total_written(&self) -> u64 {
+        self.total
+    }
+
+    /// Queues series states encoded with [`record::encode_state`] (checkpoints only).
+    pub fn log_states(&mut self, payload: &[u8]) -> Result<(), WalError> {
+        if payload.is_empty() {
+            return Ok(());
+        }
+        self.frame(record::SERIES_STATE, payload)
     }
 
     /// Queues a sample batch (written with the next [`Self::flush`]).
@@ -170,6 +186,7 @@ impl Wal {
             return Err(io_err(&path)(e));
         }
         self.written += self.buf.len() as u64;
+        self.total += self.buf.len() as u64;
         self.buf.clear();
         Ok(())
     }
@@ -199,6 +216,8 @@ impl Wal {
 pub struct ReplayStats {
     /// The checkpoint replayed first, if any.
     pub checkpoint: Option<u32>,
+    /// Bytes of that checkpoint (included in `bytes`).
+    pub checkpoint_bytes: u64,
     pub segments: usize,
     pub records: u64,
     pub bytes: u64,
@@ -234,6 +253,7 @@ pub fn replay_all(dir: &Path, mut apply: impl FnMut(Record)) -> Result<ReplaySta
         stats.checkpoint = Some(n);
         stats.records += cp.records;
         stats.bytes += cp.bytes;
+        stats.checkpoint_bytes = cp.bytes;
         from = n + 1;
     }
     let rest = replay(dir, from, apply)?;

@@ -240,6 +240,8 @@ enum Op {
         series: usize,
     },
     Maintain,
+    /// A size-triggered WAL checkpoint (the head as it is, replacing the segments).
+    Checkpoint,
     Reopen,
 }
 
@@ -247,6 +249,7 @@ fn op() -> impl Strategy<Value = Op> {
     prop_oneof![
         6 => (60i64..4 * 3600, 1usize..6).prop_map(|(secs, series)| Op::Write { secs, series }),
         2 => Just(Op::Maintain),
+        2 => Just(Op::Checkpoint),
         1 => Just(Op::Reopen),
     ]
 }
@@ -281,6 +284,7 @@ proptest! {
                     now = t;
                 }
                 Op::Maintain => { db.maintain(now).unwrap(); }
+                Op::Checkpoint => { db.head().checkpoint_wal().unwrap(); }
                 Op::Reopen => {
                     drop(db);
                     db = Db::open(dir.path(), opts(0)).unwrap().0;

@@ -185,3 +185,150 @@ fn cardinality_ranks_metrics_and_pairs() {
     assert_eq!(c.memory_in_bytes_by_label_name, vec![("__name__".to_string(), 20), ("pod".to_string(), 12)]);
     assert_eq!((c.num_label_pairs, c.chunk_count), (7, 6));
 }
+
+fn everything(head: &Head) -> Vec<(Labels, Vec<(i64, u64)>)> {
+    let re = Matcher::regex("__name__", ".+", false).unwrap();
+    let mut out: Vec<(Labels, Vec<(i64, u64)>)> = head
+        .select(&[re], i64::MIN, i64::MAX)
+        .into_iter()
+        .map(|s| (s.labels, s.points.iter().map(|p| (p.t, p.v.to_bits())).collect()))
+        .collect();
+    out.sort();
+    out
+}
+
+#[test]
+fn checkpoint_holds_the_head_and_replaces_the_segments_before_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let before;
+    {
+        let (head, _) = Head::open(dir.path(), Duration::from_secs(600), i64::MIN).unwrap();
+        let mut app = head.appender();
+        let a = app.series_ref(&l(&[("__name__", "x"), ("i", "1")]));
+        let b = app.series_ref(&l(&[("__name__", "y")]));
+        // 250 samples: two sealed chunks and an open one; a stale marker and a late sample.
+        for i in 0..250 {
+            app.append(a, 1_000_000 + i * 1000, (i % 17) as f64 * 0.25);
+        }
+        app.append(b, 1_000_000, crate::model::stale_nan());
+        app.append(b, 1_100_000, 2.0);
+        app.commit();
+        let mut app = head.appender();
+        app.append(b, 1_050_000, 1.5); // late, inside the window
+        assert_eq!(app.commit().late, 1);
+        let cp = head.checkpoint_wal().unwrap().unwrap();
+        assert_eq!((cp.series, cp.samples), (2, 253));
+        assert!(cp.segments_removed >= 1);
+        assert!(wal::segments(dir.path()).unwrap().iter().all(|s| *s > cp.upto));
+        // After the checkpoint: more samples of an old series (the open chunk continues),
+        // a new series, and a repeat of a checkpointed sample (a no-op on replay too).
+        let mut app = head.appender();
+        for i in 250..300 {
+            app.append(a, 1_000_000 + i * 1000, i as f64);
+        }
+        let c = app.series_ref(&l(&[("__name__", "z")]));
+        app.append(c, 7, 7.0);
+        app.append(b, 1_100_000, 2.0);
+        app.commit();
+        before = everything(&head);
+        // Dropped without close(): a crash.
+    }
+    let (head, report) = Head::open(dir.path(), Duration::from_secs(600), i64::MIN).unwrap();
+    assert!(report.wal.checkpoint.is_some());
+    assert_eq!((report.series, report.samples, report.bad_series, report.unknown_refs), (3, 304, 0, 0));
+    assert_eq!(everything(&head), before);
+    assert_eq!(before[0].1.len(), 300);
+    // The restored open chunk keeps growing where it left off; refs continue after the old ones.
+    let r = head.get_or_create(&l(&[("__name__", "w")]));
+    assert_eq!(r, 3);
+    let mut app = head.appender();
+    app.append(0, 1_300_000, 1.0);
+    assert_eq!(app.commit().appended, 1);
+    // A second checkpoint replaces the first; a third start reads only it.
+    let cp = head.checkpoint_wal().unwrap().unwrap();
+    drop(head);
+    let (head, report) = Head::open(dir.path(), Duration::from_secs(600), i64::MIN).unwrap();
+    assert_eq!(report.wal.checkpoint, Some(cp.upto));
+    // Only the (empty) segment started by the checkpoint follows it.
+    assert_eq!((report.wal.segments, report.wal.bytes, report.wal.checkpoint_bytes), (1, cp.bytes, cp.bytes));
+    assert_eq!(everything(&head)[0].1.len(), 301);
+    let names: Vec<String> = std::fs::read_dir(dir.path())
+        .unwrap()
+        .flatten()
+        .map(|e| e.file_name().to_string_lossy().to_string())
+        .filter(|n| n.starts_with("checkpoint."))
+        .collect();
+    assert_eq!(names.len(), 1, "{names:?}");
+}
+
+#[test]
+fn checkpoints_taken_while_commits_run_lose_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let acknowledged;
+    {
+        let (head, _) = Head::open(dir.path(), Duration::ZERO, i64::MIN).unwrap();
+        let writer = {
+            let head = head.clone();
+            std::thread::spawn(move || {
+                for round in 0..400i64 {
+                    let mut app = head.appender();
+                    for i in 0..(5 + round as usize / 40) {
+                        let r = app.series_ref(&l(&[("__name__", "m"), ("i", &i.to_string())]));
+                        app.append(r, round * 15_000 + i as i64, (round * i as i64) as f64);
+                    }
+                    assert_eq!(app.commit().wal_error, None);
+                }
+            })
+        };
+        let mut taken = 0;
+        while !writer.is_finished() {
+            head.checkpoint_wal().unwrap();
+            taken += 1;
+        }
+        writer.join().unwrap();
+        assert!(taken >= 2, "{taken} checkpoints");
+        acknowledged = everything(&head);
+    }
+    let (head, report) = Head::open(dir.path(), Duration::ZERO, i64::MIN).unwrap();
+    assert_eq!((report.bad_series, report.unknown_refs), (0, 0));
+    assert_eq!(everything(&head), acknowledged);
+    let total: usize = acknowledged.iter().map(|s| s.1.len()).sum();
+    assert_eq!(total, (0..400).map(|r| 5 + r / 40).sum::<usize>());
+}
+
+/// A checkpoint can hold series copied after later commits, so the head's newest time at
+/// replay may be ahead of what a logged commit saw: its late samples must still come back.
+#[test]
+fn replay_after_a_checkpoint_keeps_late_samples_the_commit_accepted() {
+    let dir = tempfile::tempdir().unwrap();
+    let x = l(&[("__name__", "x")]);
+    let y = l(&[("__name__", "y")]);
+    let mut chunk = ChunkEncoder::new();
+    chunk.append(50_000, 1.0);
+    wal::checkpoint::write(dir.path(), 0, |out| {
+        let mut payload = Vec::new();
+        fn pairs(ls: &Labels) -> Vec<(&str, &str)> {
+            ls.iter().map(|l| (l.name.as_str(), l.value.as_str())).collect()
+        }
+        wal::record::encode_state(&mut payload, 0, pairs(&x).into_iter(), &[], chunk.bytes(), &[]);
+        let mut far = ChunkEncoder::new();
+        far.append(10_000_000, 2.0);
+        wal::record::encode_state(&mut payload, 1, pairs(&y).into_iter(), &[], far.bytes(), &[]);
+        out.log_states(&payload)?;
+        out.flush()?;
+        Ok((2, 2))
+    })
+    .unwrap();
+    {
+        // The log continues in the segment after the checkpoint's.
+        std::fs::write(dir.path().join(wal::segment_name(0)), b"").unwrap();
+        let mut w = Wal::open(dir.path()).unwrap();
+        assert_eq!(w.current_segment(), 1);
+        w.log_samples(&[(0, 60_000, 3.0), (0, 55_000, 2.5)]).unwrap();
+        w.sync().unwrap();
+    }
+    let (head, report) = Head::open(dir.path(), Duration::from_secs(60), i64::MIN).unwrap();
+    assert_eq!((report.series, report.samples), (2, 4));
+    let got: Vec<(i64, f64)> = all(&head, "x")[0].points.iter().map(|p| (p.t, p.v)).collect();
+    assert_eq!(got, vec![(50_000, 1.0), (55_000, 2.5), (60_000, 3.0)]);
+}

@@ -1,6 +1,7 @@
-//! WAL checkpoints: once the head has written its oldest samples into a block, the segments
-//! holding them are replaced by one checkpoint that keeps only what the head still needs —
-//! the definitions of live series and samples at or after the cut.
+//! WAL checkpoints: the head, written out as it is at one point of the log, replacing every
+//! segment before that point. The head writes one after each head compaction (so samples
+//! now in a block leave the log) and whenever the log since the last one has grown past a
+//! threshold (so replay reads compressed chunks instead of decoding every logged sample).
 //!
 //! A checkpoint is a directory `checkpoint.NNNNNNNN` (NNNNNNNN = the last segment it folds
 //! in) holding segments in the normal format. It is written as `….tmp`, fsynced and renamed,
@@ -11,8 +12,7 @@
 use std::fs;
 use std::path::{Path, PathBuf};
 
-use super::{Record, ReplayStats, Wal, WalError, io_err, replay, segments};
-use crate::tsdb::SeriesRef;
+use super::{Wal, WalError, io_err, segments};
 
 const PREFIX: &str = "checkpoint.";
 
@@ -36,65 +36,46 @@ pub fn latest(dir: &Path) -> Result<Option<(u32, PathBuf)>, WalError> {
     Ok(best)
 }
 
-/// What a checkpoint kept.
+/// What a checkpoint holds.
 #[derive(Debug, Default, Clone, PartialEq, Eq)]
 pub struct CheckpointStats {
     pub upto: u32,
     pub series: u64,
     pub samples: u64,
+    /// Size of the checkpoint on disk.
+    pub bytes: u64,
     pub segments_removed: usize,
 }
 
-/// Folds the previous checkpoint and every segment ≤ `upto` into `checkpoint.upto`, keeping
-/// series for which `keep` holds and their samples at or after `min_t`; then deletes what
-/// it folded in. `upto` must not be the segment being written.
-pub fn create(
+/// Writes `checkpoint.upto` with the records `fill` logs (it returns the series and sample
+/// counts), then deletes every segment ≤ `upto` and the previous checkpoint, which it
+/// replaces. `fill` must log everything the head needs of those segments; `upto` must not
+/// be the segment being written.
+pub fn write(
     dir: &Path,
     upto: u32,
-    keep: impl Fn(SeriesRef) -> bool,
-    min_t: i64,
+    fill: impl FnOnce(&mut Wal) -> Result<(u64, u64), WalError>,
 ) -> Result<CheckpointStats, WalError> {
-    let mut stats = CheckpointStats { upto, ..Default::default() };
     let tmp = dir.join(format!("{PREFIX}{upto:08}.tmp"));
     if tmp.exists() {
         fs::remove_dir_all(&tmp).map_err(io_err(&tmp))?;
     }
+    let previous = latest(dir)?;
     let mut out = Wal::open(&tmp)?;
-    let mut failed: Option<WalError> = None;
-    let mut write = |rec: Record, out: &mut Wal| {
-        let r = match rec {
-            Record::Series(series) => {
-                let kept: Vec<_> = series.iter().filter(|(r, _)| keep(*r)).map(|(r, l)| (*r, l)).collect();
-                stats.series += kept.len() as u64;
-                out.log_series(&kept)
-            }
-            Record::Samples(samples) => {
-                let kept: Vec<_> = samples.into_iter().filter(|(r, t, _)| *t >= min_t && keep(*r)).collect();
-                stats.samples += kept.len() as u64;
-                out.log_samples(&kept)
-            }
-        };
-        if let Err(e) = r.and_then(|()| out.flush()) {
-            failed.get_or_insert(e);
+    let filled = fill(&mut out).and_then(|counts| out.sync().map(|()| counts));
+    let bytes = out.total_written();
+    drop(out);
+    let (series, samples) = match filled {
+        Ok(counts) => counts,
+        Err(e) => {
+            let _ = fs::remove_dir_all(&tmp);
+            return Err(e);
         }
     };
-    let previous = latest(dir)?;
-    if let Some((_, path)) = &previous {
-        replay(path, 0, |rec| write(rec, &mut out))?;
-    }
-    let from = previous.as_ref().map_or(0, |(n, _)| n + 1);
-    let folded: Vec<u32> = segments(dir)?.into_iter().filter(|n| *n >= from && *n <= upto).collect();
-    for &seg in &folded {
-        replay_one(dir, seg, |rec| write(rec, &mut out))?;
-    }
-    if let Some(e) = failed {
-        return Err(e);
-    }
-    out.sync()?;
-    drop(out);
     let done = dir.join(format!("{PREFIX}{upto:08}"));
     fs::rename(&tmp, &done).map_err(io_err(&done))?;
     sync_dir(dir)?;
+    let mut stats = CheckpointStats { upto, series, samples, bytes, segments_removed: 0 };
     for seg in segments(dir)?.into_iter().filter(|n| *n <= upto) {
         let p = dir.join(super::segment_name(seg));
         fs::remove_file(&p).map_err(io_err(&p))?;
@@ -106,11 +87,6 @@ pub fn create(
         fs::remove_dir_all(&path).map_err(io_err(&path))?;
     }
     Ok(stats)
-}
-
-/// Replays exactly one segment (a checkpoint folds segments one by one).
-fn replay_one(dir: &Path, seg: u32, apply: impl FnMut(Record)) -> Result<ReplayStats, WalError> {
-    super::replay_segments(dir, &[seg], apply)
 }
 
 pub fn sync_dir(dir: &Path) -> Result<(), WalError> {

@@ -8,12 +8,102 @@ use crate::tsdb::encoding::{Decoder, put_str, put_uvarint, put_varint};
 
 pub const SERIES: u8 = 1;
 pub const SAMPLES: u8 = 2;
+/// Only in checkpoints: a series with everything the head holds of it.
+pub const SERIES_STATE: u8 = 3;
 
 /// One decoded record.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Record {
     Series(Vec<(SeriesRef, Labels)>),
     Samples(Vec<(SeriesRef, i64, f64)>),
+    State(Vec<SeriesState>),
+}
+
+/// A series as the head held it when a checkpoint was written: its definition, its full
+/// chunks, its open chunk (empty: none) and its out-of-order samples.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SeriesState {
+    pub series_ref: SeriesRef,
+    pub labels: Labels,
+    pub sealed: Vec<StateChunk>,
+    pub open: Vec<u8>,
+    pub late: Vec<(i64, f64)>,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct StateChunk {
+    pub min_t: i64,
+    pub max_t: i64,
+    pub data: std::sync::Arc<[u8]>,
+}
+
+/// Appends one series state: `ref, labels (as in a series record), sealed count, per chunk
+/// (min_t varint, max_t − min_t uvarint, len, bytes), open len, open bytes, late count, per
+/// late sample (t varint, value 8 bytes)`.
+pub fn encode_state<'a>(
+    out: &mut Vec<u8>,
+    r: SeriesRef,
+    labels: impl ExactSizeIterator<Item = (&'a str, &'a str)>,
+    sealed: &[(i64, i64, &[u8])],
+    open: &[u8],
+    late: &[(i64, f64)],
+) {
+    put_uvarint(out, r);
+    put_uvarint(out, labels.len() as u64);
+    for (n, v) in labels {
+        put_str(out, n);
+        put_str(out, v);
+    }
+    put_uvarint(out, sealed.len() as u64);
+    for &(lo, hi, data) in sealed {
+        put_varint(out, lo);
+        put_uvarint(out, hi.wrapping_sub(lo) as u64);
+        put_uvarint(out, data.len() as u64);
+        out.extend_from_slice(data);
+    }
+    put_uvarint(out, open.len() as u64);
+    out.extend_from_slice(open);
+    put_uvarint(out, late.len() as u64);
+    for &(t, v) in late {
+        put_varint(out, t);
+        out.extend_from_slice(&v.to_bits().to_le_bytes());
+    }
+}
+
+fn decode_labels(d: &mut Decoder) -> Result<Labels, WalError> {
+    let n = d.uvarint()? as usize;
+    let mut labels = Vec::with_capacity(n.min(64));
+    for _ in 0..n {
+        let name = d.string()?;
+        let value = d.string()?;
+        labels.push(Label { name, value });
+    }
+    if !labels.windows(2).all(|w| w[0].name < w[1].name) {
+        return Err(d.err("labels not sorted").into());
+    }
+    Ok(Labels::from_sorted(labels))
+}
+
+fn decode_state(d: &mut Decoder) -> Result<SeriesState, WalError> {
+    let series_ref = d.uvarint()?;
+    let labels = decode_labels(d)?;
+    let n = d.uvarint()? as usize;
+    let mut sealed = Vec::with_capacity(n.min(1024));
+    for _ in 0..n {
+        let min_t = d.varint()?;
+        let max_t = min_t.wrapping_add(d.uvarint()? as i64);
+        let len = d.uvarint()? as usize;
+        sealed.push(StateChunk { min_t, max_t, data: d.bytes(len)?.into() });
+    }
+    let len = d.uvarint()? as usize;
+    let open = d.bytes(len)?.to_vec();
+    let n = d.uvarint()? as usize;
+    let mut late = Vec::with_capacity(n.min(4096));
+    for _ in 0..n {
+        let t = d.varint()?;
+        late.push((t, f64::from_bits(d.u64_le()?)));
+    }
+    Ok(SeriesState { series_ref, labels, sealed, open, late })
 }
 
 /// `ref, label count, (name, value)…` per series.
@@ -49,16 +139,16 @@ pub fn decode(kind: u8, payload: &[u8]) -> Result<Record, WalError> {
             let mut out = Vec::new();
             while !d.done() {
                 let r = d.uvarint()?;
-                let n = d.uvarint()? as usize;
-                let mut labels = Vec::with_capacity(n.min(64));
-                for _ in 0..n {
-                    let name = d.string()?;
-                    let value = d.string()?;
-                    labels.push(Label { name, value });
-                }
-                out.push((r, Labels::from_sorted(labels)));
+                out.push((r, decode_labels(&mut d)?));
             }
             Ok(Record::Series(out))
+        }
+        SERIES_STATE => {
+            let mut out = Vec::new();
+            while !d.done() {
+                out.push(decode_state(&mut d)?);
+            }
+            Ok(Record::State(out))
         }
         SAMPLES => {
             if d.done() {
@@ -105,5 +195,29 @@ mod tests {
         }
         assert!(decode(SAMPLES, &buf[..buf.len() - 3]).is_err());
         assert!(decode(9, &buf).is_err());
+    }
+
+    #[test]
+    fn state_roundtrip_and_damage() {
+        let labels = Labels::from_pairs([("__name__", "up"), ("job", "x")]);
+        let pairs = || labels.iter().map(|l| (l.name.as_str(), l.value.as_str()));
+        let mut buf = Vec::new();
+        encode_state(&mut buf, 4, pairs(), &[(10, 20, &[1, 2, 3]), (30, 30, &[4])], &[0, 1, 9], &[(5, 0.5)]);
+        encode_state(&mut buf, 5, pairs(), &[], &[], &[]);
+        let Record::State(got) = decode(SERIES_STATE, &buf).unwrap() else { panic!() };
+        assert_eq!(got.len(), 2);
+        assert_eq!(got[0].series_ref, 4);
+        assert_eq!(got[0].labels, labels);
+        let chunks: Vec<(i64, i64, &[u8])> = got[0].sealed.iter().map(|c| (c.min_t, c.max_t, &c.data[..])).collect();
+        assert_eq!(chunks, vec![(10, 20, &[1u8, 2, 3][..]), (30, 30, &[4u8][..])]);
+        assert_eq!((got[0].open.as_slice(), got[0].late.as_slice()), (&[0u8, 1, 9][..], &[(5, 0.5)][..]));
+        assert!(got[1].sealed.is_empty() && got[1].open.is_empty() && got[1].late.is_empty());
+        // A prefix never panics; it either fails or (cut between two states) holds the first.
+        for cut in 1..buf.len() {
+            if let Ok(Record::State(s)) = decode(SERIES_STATE, &buf[..cut]) {
+                assert_eq!(s.len(), 1);
+            }
+        }
+        assert!(decode(SERIES_STATE, &buf[..buf.len() - 1]).is_err());
     }
 }
