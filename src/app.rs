@@ -33,6 +33,8 @@ pub struct RunOptions {
     /// Bytes the blocks may take; 0 is no limit.
     pub retention_size: u64,
     pub out_of_order_window: Duration,
+    /// Log growth that triggers a WAL checkpoint.
+    pub wal_checkpoint_size: u64,
     pub lookback_delta: Duration,
     /// Every flag as given, for `/api/v1/status/flags`.
     pub flags: BTreeMap<String, String>,
@@ -120,6 +122,7 @@ pub async fn run(opts: RunOptions) -> Result<(), AppError> {
         retention: opts.retention,
         retention_bytes: opts.retention_size,
         out_of_order_window: opts.out_of_order_window,
+        wal_checkpoint_size: opts.wal_checkpoint_size,
     };
     let (db, report) = Db::open(&opts.data_dir, db_opts)?;
     tracing::info!(

@@ -115,6 +115,10 @@ struct RunArgs {
     /// How much older than the newest sample a sample may be and still be stored (0: none).
     #[arg(long = "out-of-order-window", env = "VIGIE_OUT_OF_ORDER_WINDOW", default_value = "0")]
     out_of_order_window: String,
+    /// Log growth after which the head is written into a WAL checkpoint (at least half the
+    /// last checkpoint's size): bounds the log a restart decodes sample by sample.
+    #[arg(long = "wal-checkpoint-size", env = "VIGIE_WAL_CHECKPOINT_SIZE", default_value = "32MiB")]
+    wal_checkpoint_size: String,
     /// How far back an instant selector looks for a sample.
     #[arg(long = "query.lookback-delta", env = "VIGIE_QUERY_LOOKBACK_DELTA", default_value = "5m")]
     lookback_delta: String,
@@ -135,6 +139,7 @@ fn run(args: RunArgs) -> anyhow::Result<()> {
         ("retention", args.retention.clone()),
         ("retention-size", args.retention_size.clone()),
         ("out-of-order-window", args.out_of_order_window.clone()),
+        ("wal-checkpoint-size", args.wal_checkpoint_size.clone()),
         ("query.lookback-delta", args.lookback_delta.clone()),
     ]
     .into_iter()
@@ -146,6 +151,8 @@ fn run(args: RunArgs) -> anyhow::Result<()> {
         retention_size: vigie::config::parse_byte_size(&args.retention_size)
             .map_err(|e| anyhow::anyhow!("--retention-size: {e}"))?,
         out_of_order_window: duration("out-of-order-window", &args.out_of_order_window)?,
+        wal_checkpoint_size: vigie::config::parse_byte_size(&args.wal_checkpoint_size)
+            .map_err(|e| anyhow::anyhow!("--wal-checkpoint-size: {e}"))?,
         config: args.config,
         router_config: args.router_config,
         monitors_dir: args.monitors_dir,

@@ -119,6 +119,25 @@ fn acknowledged_samples_survive_sigkill() {
     assert!(!log.contains("WAL is damaged"), "a SIGKILL between writes leaves a clean log: {log}");
 }
 
+/// The same with checkpoints every few batches, so the kill can land during one: replay
+/// then starts from the newest complete checkpoint and still finds every acknowledged sample.
+#[test]
+fn acknowledged_samples_survive_sigkill_during_checkpoints() {
+    let dir = tempfile::tempdir().unwrap();
+    let base = now_ms() - 10 * 60 * 1000;
+    let mut v = Vigie::start_named(dir.path(), "vigie-1", &["--wal-checkpoint-size", "16KiB"]);
+    let acked = stream_then_kill(&mut v, base, 60);
+    let written = v.proc.log_text().matches("WAL checkpoint written").count();
+    assert!(written >= 3, "checkpoints while streaming: {written}");
+
+    let v = Vigie::start_named(dir.path(), "vigie-2", &["--wal-checkpoint-size", "16KiB"]);
+    let want = acked as u64 * PER_BATCH as u64;
+    assert_eq!(counts_up_to(&v, base, acked), vec![want; SERIES], "every acknowledged sample is back");
+    let log = v.proc.log_text();
+    assert!(log.contains("WAL checkpoint replayed"), "{log}");
+    assert!(!log.contains("WAL is damaged"), "{log}");
+}
+
 #[test]
 fn damaged_wal_tail_is_truncated_reported_and_then_clean() {
     let dir = tempfile::tempdir().unwrap();

@@ -44,6 +44,8 @@ pub struct DbOptions {
     /// Blocks (oldest first) are deleted while blocks plus WAL exceed this (0: no limit).
     pub retention_bytes: u64,
     pub out_of_order_window: Duration,
+    /// Log growth after which the head is checkpointed (at least half the last checkpoint).
+    pub wal_checkpoint_size: u64,
 }
 
 impl Default for DbOptions {
@@ -52,6 +54,7 @@ impl Default for DbOptions {
             retention: Duration::from_secs(15 * 24 * 3600),
             retention_bytes: 0,
             out_of_order_window: Duration::ZERO,
+            wal_checkpoint_size: super::head::CHECKPOINT_MIN_WAL,
         }
     }
 }
@@ -147,6 +150,7 @@ impl Db {
         blocks.sort_by_key(|b| (b.meta.min_time, b.meta.max_time));
         let min_valid = blocks.iter().map(|b| b.meta.max_time).max().unwrap_or(i64::MIN);
         let (head, report) = Head::open(&dir.join("wal"), opts.out_of_order_window, min_valid)?;
+        head.set_checkpoint_size(opts.wal_checkpoint_size);
         let mut db = Db::empty(dir, opts, head);
         db.blocks = RwLock::new(blocks);
         db.quarantined = quarantined;

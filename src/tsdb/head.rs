@@ -323,6 +323,7 @@ pub struct Head {
     checkpoint_mark: AtomicU64,
     /// Size of the last checkpoint.
     checkpoint_bytes: AtomicU64,
+    checkpoint_min_wal: AtomicU64,
     checkpoint_requested: std::sync::atomic::AtomicBool,
     checkpoint_notify: tokio::sync::Notify,
 }
@@ -351,6 +352,7 @@ impl Head {
             wal_written: AtomicU64::new(0),
             checkpoint_mark: AtomicU64::new(0),
             checkpoint_bytes: AtomicU64::new(0),
+            checkpoint_min_wal: AtomicU64::new(persist::CHECKPOINT_MIN_WAL),
             checkpoint_requested: std::sync::atomic::AtomicBool::new(false),
             checkpoint_notify: tokio::sync::Notify::new(),
         }
@@ -779,5 +781,6 @@ impl Appender for HeadAppender {
 }
 
 mod persist;
+pub use persist::CHECKPOINT_MIN_WAL;
 #[cfg(test)]
 mod tests;

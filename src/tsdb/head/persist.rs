@@ -4,7 +4,7 @@
 //! chunk's bytes, late samples — so a restart loads compressed chunks instead of decoding
 //! and re-encoding every logged sample; only the segments after the checkpoint are replayed
 //! sample by sample. The head writes one after each head compaction and whenever the log
-//! has grown by [`CHECKPOINT_MIN_WAL`] or half the last checkpoint's size since the last
+//! has grown by `--wal-checkpoint-size` (default [`CHECKPOINT_MIN_WAL`]) or half the last checkpoint's size since the last
 //! one (whichever is larger), so replay work stays a fraction of the head while the extra
 //! writes stay at most about twice the log's.
 //!
@@ -23,7 +23,7 @@ use crate::tsdb::wal::record::{self, SeriesState};
 use crate::tsdb::wal::{self, WalError, checkpoint::CheckpointStats};
 use crate::tsdb::{Point, SeriesRef};
 
-/// Log growth below which no size-triggered checkpoint is written.
+/// Default log growth below which no size-triggered checkpoint is written.
 pub const CHECKPOINT_MIN_WAL: u64 = 32 << 20;
 /// Series states are written in records of about this size.
 const STATE_RECORD_BYTES: usize = 1 << 20;
@@ -122,7 +122,13 @@ impl Head {
     pub fn checkpoint_due(&self) -> bool {
         let since =
             self.wal_written.load(Ordering::Relaxed).saturating_sub(self.checkpoint_mark.load(Ordering::Relaxed));
-        self.wal_dir.is_some() && since >= CHECKPOINT_MIN_WAL.max(self.checkpoint_bytes.load(Ordering::Relaxed) / 2)
+        let min = self.checkpoint_min_wal.load(Ordering::Relaxed);
+        self.wal_dir.is_some() && since >= min.max(self.checkpoint_bytes.load(Ordering::Relaxed) / 2)
+    }
+
+    /// Sets the log growth that makes a checkpoint due (0 is taken as 1 byte).
+    pub fn set_checkpoint_size(&self, bytes: u64) {
+        self.checkpoint_min_wal.store(bytes.max(1), Ordering::Relaxed);
     }
 
     /// Signalled (once per due checkpoint) when [`Self::checkpoint_due`] becomes true.
