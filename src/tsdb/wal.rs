@@ -268,15 +268,16 @@ fn replay_segments(dir: &Path, all: &[u32], mut apply: impl FnMut(Record)) -> Re
     let mut stats = ReplayStats::default();
     let started = Instant::now();
     let mut decoder = snap::raw::Decoder::new();
+    let mut scratch = Vec::new();
     for (i, &seg) in all.iter().enumerate() {
         let path = dir.join(segment_name(seg));
-        let data = fs::read(&path).map_err(io_err(&path))?;
+        let data = map_segment(&path)?;
         stats.segments += 1;
         let mut pos = 0usize;
         let mut bad: Option<String> = None;
         while pos < data.len() {
-            match read_frame(&data[pos..], &mut decoder) {
-                Ok((len, kind, payload)) => match record::decode(kind, &payload) {
+            match read_frame(&data[pos..], &mut decoder, &mut scratch) {
+                Ok((len, kind, payload)) => match record::decode(kind, payload) {
                     Ok(rec) => {
                         apply(rec);
                         stats.records += 1;
@@ -294,6 +295,7 @@ fn replay_segments(dir: &Path, all: &[u32], mut apply: impl FnMut(Record)) -> Re
             }
         }
         stats.bytes += pos as u64;
+        drop(data);
         if let Some(reason) = bad {
             let f = OpenOptions::new().write(true).open(&path).map_err(io_err(&path))?;
             f.set_len(pos as u64).map_err(io_err(&path))?;
@@ -324,8 +326,41 @@ fn replay_segments(dir: &Path, all: &[u32], mut apply: impl FnMut(Record)) -> Re
     Ok(stats)
 }
 
-/// Parses one frame: returns its total length, record type and (decompressed) payload.
-fn read_frame(data: &[u8], decoder: &mut snap::raw::Decoder) -> Result<(usize, u8, Vec<u8>), String> {
+/// The bytes of a segment, mapped rather than read: replay touches each byte once, and a
+/// mapping costs no allocation or zeroing of a segment-sized buffer.
+fn map_segment(path: &Path) -> Result<SegmentBytes, WalError> {
+    let f = File::open(path).map_err(io_err(path))?;
+    if f.metadata().map_err(io_err(path))?.len() == 0 {
+        return Ok(SegmentBytes::Empty);
+    }
+    // SAFETY: replay runs before this process opens the log for writing, and segments
+    // before the newest are never written again; the mapping is dropped before a damaged
+    // segment is truncated.
+    unsafe { memmap2::Mmap::map(&f) }.map(SegmentBytes::Mapped).map_err(io_err(path))
+}
+
+enum SegmentBytes {
+    Empty,
+    Mapped(memmap2::Mmap),
+}
+
+impl std::ops::Deref for SegmentBytes {
+    type Target = [u8];
+    fn deref(&self) -> &[u8] {
+        match self {
+            SegmentBytes::Empty => &[],
+            SegmentBytes::Mapped(m) => m,
+        }
+    }
+}
+
+/// Parses one frame: returns its total length, record type and payload (decompressed into
+/// `scratch` when it was compressed).
+fn read_frame<'a>(
+    data: &'a [u8],
+    decoder: &mut snap::raw::Decoder,
+    scratch: &'a mut Vec<u8>,
+) -> Result<(usize, u8, &'a [u8]), String> {
     if data.len() < HEADER {
         return Err(format!("torn record header ({} bytes)", data.len()));
     }
@@ -338,10 +373,13 @@ fn read_frame(data: &[u8], decoder: &mut snap::raw::Decoder) -> Result<(usize, u
     if crc32c::crc32c_append(crc32c::crc32c(&[kind]), body) != crc {
         return Err("checksum mismatch".into());
     }
-    let payload = if kind & SNAPPY != 0 {
-        decoder.decompress_vec(body).map_err(|e| format!("snappy: {e}"))?
+    let payload: &[u8] = if kind & SNAPPY != 0 {
+        let n = snap::raw::decompress_len(body).map_err(|e| format!("snappy: {e}"))?;
+        scratch.resize(n, 0);
+        let n = decoder.decompress(body, scratch).map_err(|e| format!("snappy: {e}"))?;
+        &scratch[..n]
     } else {
-        body.to_vec()
+        body
     };
     Ok((HEADER + len, kind & !SNAPPY, payload))
 }
