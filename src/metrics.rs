@@ -97,6 +97,14 @@ impl Collector for HeadCollector {
             s.out_of_order,
         )?;
         const_counter(e, "vigie_tsdb_wal_write_failures", "Commits whose WAL write failed.", s.wal_failures)?;
+        const_counter(
+            e,
+            "vigie_tsdb_head_series_removed",
+            "Series removed from the head after their last sample left it.",
+            s.series_removed,
+        )?;
+        const_counter(e, "vigie_tsdb_checkpoints", "WAL checkpoints written.", s.checkpoints)?;
+        const_counter(e, "vigie_tsdb_checkpoint_failures", "WAL checkpoints that failed.", s.checkpoint_failures)?;
         Ok(())
     }
 }

@@ -8,7 +8,7 @@ mod packed_labels;
 mod regex;
 
 pub use labels::{Label, Labels, LabelsBuilder, METRIC_NAME, stable_hash_pairs};
-pub use packed_labels::PackedLabels;
+pub use packed_labels::{PackedLabels, Pairs};
 pub use regex::compile_go_regex;
 
 /// The bit pattern Prometheus uses for a staleness marker: a NaN distinct from the normal NaN.

@@ -55,6 +55,8 @@ pub struct ScrapeCache {
     last_page: Vec<(SeriesKey, CacheEntry)>,
     /// Series written by the previous successful scrape, in page order (for staleness markers).
     previous: Vec<SeriesRef>,
+    /// The storage's series generation the cached refs belong to.
+    generation: u64,
 }
 
 /// The key is already a hash: use its low bits as they are.
@@ -103,6 +105,13 @@ impl ScrapeCache {
         t: i64,
     ) -> Result<PageStats, AppendError> {
         let job = s.job;
+        let generation = app.series_generation();
+        if generation != self.generation {
+            // Series were removed from storage: cached refs may be gone.
+            self.entries.clear();
+            self.last_page.clear();
+            self.generation = generation;
+        }
         let mut stats = PageStats::default();
         let mut current: Vec<SeriesRef> = Vec::with_capacity(self.previous.len());
         let mut page: Vec<(SeriesKey, CacheEntry)> = Vec::with_capacity(self.last_page.len());

@@ -95,8 +95,9 @@ pub async fn run(ctx: LoopContext, mut stop: oneshot::Receiver<Stop>) {
 /// What a loop keeps between scrapes.
 struct LoopState {
     cache: ScrapeCache,
-    /// The series of `up` and the `scrape_*` report, resolved on the first scrape.
-    report: Option<[SeriesRef; 5]>,
+    /// The series of `up` and the `scrape_*` report, resolved on the first scrape and
+    /// again when the head's series generation changes.
+    report: Option<(u64, [SeriesRef; 5])>,
     url: Result<reqwest::Url, String>,
     timeout_header: String,
 }
@@ -121,7 +122,15 @@ async fn scrape_once(ctx: &LoopContext, state: &mut LoopState, t: i64) {
             (false, PageStats::default(), e)
         }
     };
-    let refs = *state.report.get_or_insert_with(|| report_series(&mut app, &ctx.target.labels));
+    let generation = app.series_generation();
+    let refs = match state.report {
+        Some((g, refs)) if g == generation => refs,
+        _ => {
+            let refs = report_series(&mut app, &ctx.target.labels);
+            state.report = Some((generation, refs));
+            refs
+        }
+    };
     report(&mut app, refs, t, up, duration, &stats);
     let committed = app.commit();
     ctx.metrics.record_scrape(&ctx.job.name, up, committed.out_of_order + committed.duplicates);

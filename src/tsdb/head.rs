@@ -36,6 +36,8 @@ struct SeriesChunks {
     /// Samples accepted inside the out-of-order window, sorted by time; merged with the
     /// chunks when read. Empty (no allocation) for almost every series.
     ooo: Vec<Point>,
+    /// Garbage-collected: no longer in the index; a commit still holding it must not write.
+    removed: bool,
 }
 
 /// What a sample does to a series.
@@ -121,6 +123,11 @@ impl SeriesChunks {
         }
         self.open.append(t, v);
         self.last = Some((t, v.to_bits()));
+    }
+
+    /// No samples at all (after truncation: a series to collect).
+    fn is_empty(&self) -> bool {
+        self.sealed.is_empty() && self.open.is_empty() && self.ooo.is_empty()
     }
 
     fn bytes(&self) -> usize {
@@ -256,6 +263,22 @@ impl Index {
         self.series[i] = Some(Arc::new(MemSeries { labels, chunks: Mutex::new(SeriesChunks::default()) }));
         self.by_hash.entry(hash).or_default().push(r);
     }
+
+    /// Takes series out of the index (refs are not reused).
+    fn remove(&mut self, refs: &[SeriesRef]) {
+        let gone: Vec<Arc<MemSeries>> =
+            refs.iter().filter_map(|&r| self.series.get_mut(r as usize).and_then(Option::take)).collect();
+        for (r, s) in refs.iter().zip(&gone) {
+            let hash = crate::model::stable_hash_pairs(s.labels.pairs());
+            if let Some(list) = self.by_hash.get_mut(&hash) {
+                list.retain(|x| x != r);
+                if list.is_empty() {
+                    self.by_hash.remove(&hash);
+                }
+            }
+        }
+        self.postings.remove(refs.iter().copied().zip(gone.iter().map(|s| s.labels.pairs())));
+    }
 }
 
 /// Counters the head keeps about itself.
@@ -270,6 +293,10 @@ pub struct HeadStats {
     pub max_time: i64,
     pub chunk_bytes: u64,
     pub wal_failures: u64,
+    /// Series garbage-collected after losing their last sample.
+    pub series_removed: u64,
+    pub checkpoints: u64,
+    pub checkpoint_failures: u64,
 }
 
 /// The head's cardinality, as Prometheus's `/api/v1/status/tsdb` reports it.
@@ -326,6 +353,11 @@ pub struct Head {
     checkpoint_min_wal: AtomicU64,
     checkpoint_requested: std::sync::atomic::AtomicBool,
     checkpoint_notify: tokio::sync::Notify,
+    /// Bumped whenever series are garbage-collected: refs cached before may be gone.
+    generation: AtomicU64,
+    series_removed: AtomicU64,
+    checkpoints: AtomicU64,
+    checkpoint_failures: AtomicU64,
 }
 
 impl Head {
@@ -355,6 +387,10 @@ impl Head {
             checkpoint_min_wal: AtomicU64::new(persist::CHECKPOINT_MIN_WAL),
             checkpoint_requested: std::sync::atomic::AtomicBool::new(false),
             checkpoint_notify: tokio::sync::Notify::new(),
+            generation: AtomicU64::new(0),
+            series_removed: AtomicU64::new(0),
+            checkpoints: AtomicU64::new(0),
+            checkpoint_failures: AtomicU64::new(0),
         }
     }
 
@@ -511,6 +547,9 @@ impl Head {
             max_time: self.max_time.load(Ordering::Relaxed) as i64,
             chunk_bytes,
             wal_failures: self.wal_failures.load(Ordering::Relaxed),
+            series_removed: self.series_removed.load(Ordering::Relaxed),
+            checkpoints: self.checkpoints.load(Ordering::Relaxed),
+            checkpoint_failures: self.checkpoint_failures.load(Ordering::Relaxed),
         }
     }
 
@@ -553,13 +592,50 @@ impl Head {
         }
     }
 
-    /// Drops whole chunks older than `min_t` (retention).
-    pub fn truncate_before(&self, min_t: i64) {
-        let series: Vec<Arc<MemSeries>> = self.index.read().series.iter().flatten().cloned().collect();
-        for s in series {
-            s.chunks.lock().truncate_before(min_t);
+    /// Drops whole chunks older than `min_t` (they are in a block, or past retention) and
+    /// removes the series left without any sample; returns how many were removed.
+    ///
+    /// A removed series' ref is not reused. An appender that cached it (a scrape cache)
+    /// sees [`Self::series_generation`] change and resolves its series again; a commit that
+    /// raced the removal counts the sample as `unknown` rather than losing it silently.
+    pub fn truncate_before(&self, min_t: i64) -> usize {
+        let series: Vec<(SeriesRef, Arc<MemSeries>)> = {
+            let idx = self.index.read();
+            idx.series.iter().enumerate().filter_map(|(r, s)| Some((r as SeriesRef, s.clone()?))).collect()
+        };
+        let mut empty = Vec::new();
+        for (r, s) in &series {
+            let mut c = s.chunks.lock();
+            c.truncate_before(min_t);
+            if c.is_empty() {
+                empty.push(*r);
+            }
         }
+        drop(series);
         self.min_time.fetch_max(min_t as u64, Ordering::Relaxed);
+        if empty.is_empty() {
+            return 0;
+        }
+        let mut idx = self.index.write();
+        // A sample may have arrived since; only series still empty go, marked under their lock.
+        empty.retain(|&r| {
+            idx.get(r).is_some_and(|s| {
+                let mut c = s.chunks.lock();
+                c.removed = c.is_empty();
+                c.removed
+            })
+        });
+        idx.remove(&empty);
+        drop(idx);
+        self.generation.fetch_add(1, Ordering::Relaxed);
+        self.series_removed.fetch_add(empty.len() as u64, Ordering::Relaxed);
+        tracing::info!(removed = empty.len(), before = min_t, "head series without samples removed");
+        empty.len()
+    }
+
+    /// Changes whenever series are removed from the head.
+    pub fn series_generation(&self) -> u64 {
+        self.generation.load(Ordering::Relaxed)
     }
 
     /// Refuses samples before `t` from now on and waits for commits that may still have
@@ -638,6 +714,10 @@ impl Head {
                 continue;
             }
             let mut c = s.chunks.lock();
+            if c.removed {
+                res.unknown += 1;
+                continue;
+            }
             let verdict = c.verdict(t, v, floor);
             match verdict {
                 Verdict::Append | Verdict::Late => {
@@ -771,6 +851,10 @@ impl Appender for HeadAppender {
 
     fn append(&mut self, series: SeriesRef, t: i64, v: f64) {
         self.pending.push((series, t, v));
+    }
+
+    fn series_generation(&self) -> u64 {
+        self.head.series_generation()
     }
 
     fn commit(self) -> CommitResult {

@@ -20,6 +20,30 @@ impl Postings {
         }
     }
 
+    /// Removes series (with their label pairs) from every list that holds them: one pass
+    /// over each affected list, however many of its refs go.
+    pub fn remove<'a>(&mut self, removed: impl IntoIterator<Item = (SeriesRef, crate::model::Pairs<'a>)>) {
+        let mut by_pair: HashMap<(&'a str, &'a str), Vec<SeriesRef>> = HashMap::new();
+        for (r, pairs) in removed {
+            for pair in pairs {
+                by_pair.entry(pair).or_default().push(r);
+            }
+        }
+        for ((name, value), mut gone) in by_pair {
+            gone.sort_unstable();
+            let Some(values) = self.by_label.get_mut(name) else { continue };
+            if let Some(list) = values.get_mut(value) {
+                list.retain(|r| gone.binary_search(r).is_err());
+                if list.is_empty() {
+                    values.remove(value);
+                }
+            }
+            if values.is_empty() {
+                self.by_label.remove(name);
+            }
+        }
+    }
+
     /// Every label pair with the number of series that carry it.
     pub fn pair_counts(&self) -> impl Iterator<Item = (&str, &str, usize)> {
         self.by_label
@@ -105,6 +129,24 @@ pub(super) fn merge_union(parts: &[&Vec<SeriesRef>]) -> Vec<SeriesRef> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn removing_series_empties_their_lists() {
+        let a = crate::model::PackedLabels::from(&Labels::from_pairs([("__name__", "up"), ("job", "a")]));
+        let b = crate::model::PackedLabels::from(&Labels::from_pairs([("__name__", "up"), ("job", "b")]));
+        let mut p = Postings::default();
+        p.add(0, &a.unpack());
+        p.add(1, &b.unpack());
+        p.add(2, &a.unpack());
+        p.remove([(0, a.pairs()), (1, b.pairs())]);
+        assert_eq!(p.candidates(&[Matcher::equal("__name__", "up")]), Some(vec![2]));
+        assert_eq!(p.candidates(&[Matcher::equal("job", "b")]), Some(vec![]));
+        let mut values: Vec<&String> = p.label_values("job").collect();
+        values.sort();
+        assert_eq!(values, vec!["a"]);
+        p.remove([(2, a.pairs())]);
+        assert_eq!(p.label_names().count(), 0);
+    }
 
     #[test]
     fn intersect_and_union() {

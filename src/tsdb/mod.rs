@@ -62,6 +62,11 @@ pub trait Appender {
     fn commit(self) -> CommitResult;
     /// Drops the queued samples.
     fn rollback(self);
+    /// Changes when refs handed out before may no longer be valid (series were removed):
+    /// whoever caches refs resolves them again.
+    fn series_generation(&self) -> u64 {
+        0
+    }
 }
 
 /// What a commit did.

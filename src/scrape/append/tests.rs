@@ -154,3 +154,18 @@ fn malformed_page_names_the_line() {
     }
     assert!(all(&head, "ok").is_empty());
 }
+
+#[test]
+fn series_removed_from_the_head_are_resolved_again() {
+    let head = Head::new();
+    let mut cache = ScrapeCache::default();
+    let j = job("");
+    scrape(&head, &mut cache, &j, "a 1\n", 1000).unwrap();
+    // The head drops everything before 5 s and with it the series: the cached ref is gone.
+    assert_eq!(head.truncate_before(5000), 1);
+    let st = scrape(&head, &mut cache, &j, "a 2\n", 10_000).unwrap();
+    assert_eq!(st.series_added, 1);
+    let a = all(&head, "a");
+    assert_eq!(a.len(), 1);
+    assert_eq!(a[0].points, vec![crate::tsdb::Point { t: 10_000, v: 2.0 }]);
+}

@@ -59,7 +59,7 @@ impl SeriesChunks {
             },
         };
         let ooo = st.late.iter().map(|&(t, v)| Point { t, v }).collect();
-        let mut c = SeriesChunks { sealed, open, last: last.map(|(t, v)| (t, v.to_bits())), ooo };
+        let mut c = SeriesChunks { sealed, open, last: last.map(|(t, v)| (t, v.to_bits())), ooo, removed: false };
         c.truncate_before(min_valid);
         Ok(c)
     }
@@ -178,7 +178,10 @@ impl Head {
             Ok((series.len() as u64, samples))
         });
         self.checkpoint_requested.store(false, Ordering::Relaxed);
-        let stats = result?;
+        let stats = result.inspect_err(|_| {
+            self.checkpoint_failures.fetch_add(1, Ordering::Relaxed);
+        })?;
+        self.checkpoints.fetch_add(1, Ordering::Relaxed);
         self.checkpoint_bytes.store(stats.bytes, Ordering::Relaxed);
         tracing::info!(
             upto = stats.upto,

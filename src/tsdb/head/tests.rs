@@ -332,3 +332,37 @@ fn replay_after_a_checkpoint_keeps_late_samples_the_commit_accepted() {
     let got: Vec<(i64, f64)> = all(&head, "x")[0].points.iter().map(|p| (p.t, p.v)).collect();
     assert_eq!(got, vec![(50_000, 1.0), (55_000, 2.5), (60_000, 3.0)]);
 }
+
+#[test]
+fn series_left_without_samples_are_removed_and_stay_gone() {
+    let dir = tempfile::tempdir().unwrap();
+    let (head, _) = Head::open(dir.path(), Duration::ZERO, i64::MIN).unwrap();
+    let old = l(&[("__name__", "m"), ("pod", "gone")]);
+    let live = l(&[("__name__", "m"), ("pod", "here")]);
+    let mut app = head.appender();
+    let (a, b) = (app.series_ref(&old), app.series_ref(&live));
+    app.append(a, 1000, 1.0);
+    app.append(b, 1000, 1.0);
+    app.append(b, CHUNK_RANGE_MS + 1000, 2.0);
+    app.commit();
+    let generation = head.series_generation();
+    assert_eq!(head.truncate_before(CHUNK_RANGE_MS), 1);
+    assert_ne!(head.series_generation(), generation);
+    assert_eq!((head.stats().series, head.stats().series_removed), (1, 1));
+    assert_eq!(all(&head, "m").len(), 1);
+    assert_eq!(head.label_values("pod", &[], i64::MIN, i64::MAX), vec!["here".to_string()]);
+    // A commit through the old ref is refused, not silently lost; the labels get a new ref.
+    let mut app = head.appender();
+    app.append(a, CHUNK_RANGE_MS + 2000, 3.0);
+    assert_eq!(app.commit().unknown, 1);
+    let again = head.get_or_create(&old);
+    assert!(again > b);
+    assert_eq!(head.get_or_create(&live), b);
+    // The checkpoint after truncation no longer carries the removed series.
+    head.checkpoint_wal().unwrap();
+    drop(head);
+    let (head, report) = Head::open(dir.path(), Duration::ZERO, i64::MIN).unwrap();
+    assert_eq!(report.unknown_refs, 0);
+    let pods: Vec<String> = all(&head, "m").iter().map(|s| s.labels.get("pod").unwrap().to_string()).collect();
+    assert_eq!(pods, vec!["here".to_string()]);
+}
