@@ -27,7 +27,7 @@ pub const CHUNK_RANGE_MS: i64 = 2 * 3600 * 1000;
 const CHUNK_MAX_BYTES: usize = 1024;
 
 #[derive(Default)]
-struct SeriesChunks {
+pub(super) struct SeriesChunks {
     /// Full chunks: immutable, shared with readers and the block writer without copying.
     sealed: Vec<BlockChunk>,
     open: ChunkEncoder,
@@ -114,7 +114,8 @@ impl SeriesChunks {
         }
     }
 
-    fn push(&mut self, t: i64, v: f64) {
+    /// Appends a sample newer than every stored one.
+    pub(super) fn push(&mut self, t: i64, v: f64) {
         let open = &self.open;
         let crosses = !open.is_empty() && t.div_euclid(CHUNK_RANGE_MS) != open.min_time().div_euclid(CHUNK_RANGE_MS);
         if !open.is_empty() && (open.len() >= chunk::TARGET_SAMPLES || open.size() >= CHUNK_MAX_BYTES || crosses) {
@@ -123,6 +124,22 @@ impl SeriesChunks {
         }
         self.open.append(t, v);
         self.last = Some((t, v.to_bits()));
+    }
+
+    /// Time of the newest sample in the chunks.
+    pub(super) fn last_time(&self) -> Option<i64> {
+        self.last.map(|(t, _)| t)
+    }
+
+    /// The chunks wholly inside `[mint, maxt)` (for an aligned 2 h range: all its samples
+    /// but the late ones).
+    pub(super) fn chunks_within(&self, mint: i64, maxt: i64) -> Vec<BlockChunk> {
+        let mut chunks: Vec<BlockChunk> =
+            self.sealed.iter().filter(|k| k.min_t >= mint && k.max_t < maxt).cloned().collect();
+        if !self.open.is_empty() && self.open.min_time() >= mint && self.open.max_time() < maxt {
+            chunks.push(BlockChunk::sealed(&self.open));
+        }
+        chunks
     }
 
     /// No samples at all (after truncation: a series to collect).
@@ -653,11 +670,7 @@ impl Head {
         let mut out = Vec::new();
         for s in series {
             let c = s.chunks.lock();
-            let mut chunks: Vec<BlockChunk> =
-                c.sealed.iter().filter(|k| k.min_t >= mint && k.max_t < maxt).cloned().collect();
-            if !c.open.is_empty() && c.open.min_time() >= mint && c.open.max_time() < maxt {
-                chunks.push(BlockChunk::sealed(&c.open));
-            }
+            let mut chunks = c.chunks_within(mint, maxt);
             let late: Vec<Point> = c.ooo.iter().filter(|p| p.t >= mint && p.t < maxt).copied().collect();
             drop(c);
             if !late.is_empty() {

@@ -8,7 +8,9 @@ use std::path::Path;
 
 use super::block::writer::write_block;
 use super::block::{BlockError, BlockMeta, new_ulid};
-use super::{CHUNK_RANGE_MS, Point, encode_chunks};
+use super::chunk::ChunkIter;
+use super::head::{SeriesChunks, merge_points};
+use super::{BlockChunk, CHUNK_RANGE_MS, Point, encode_chunks};
 use crate::model::Labels;
 use crate::scrape::parse::{Entry, Format, ParseError, Parser};
 
@@ -32,8 +34,50 @@ pub struct ImportReport {
     pub duplicates: u64,
 }
 
+/// One imported series while the file is read: samples in file order are compressed into
+/// chunks as they come (the usual case: a file lists a series' samples in time order);
+/// samples at or before its newest time are kept aside and merged in per block.
+struct ImportSeries {
+    labels: Labels,
+    chunks: SeriesChunks,
+    late: Vec<Point>,
+}
+
+impl ImportSeries {
+    fn add(&mut self, t: i64, v: f64) {
+        match self.chunks.last_time() {
+            Some(last) if t <= last => self.late.push(Point { t, v }),
+            _ => self.chunks.push(t, v),
+        }
+    }
+
+    /// The chunks of `[lo, hi)`; the count of duplicate timestamps dropped (first kept).
+    fn window(&self, lo: i64, hi: i64) -> (Vec<BlockChunk>, u64) {
+        let chunks = self.chunks.chunks_within(lo, hi);
+        let a = self.late.partition_point(|p| p.t < lo);
+        let b = self.late.partition_point(|p| p.t < hi);
+        if a == b {
+            return (chunks, 0);
+        }
+        let mut late = self.late[a..b].to_vec();
+        late.dedup_by_key(|p| p.t);
+        let mut in_order = Vec::new();
+        for c in &chunks {
+            // Chunks encoded just above from valid samples: they always decode.
+            if let Ok(it) = ChunkIter::new(&c.data) {
+                in_order.extend(it.map(|(t, v)| Point { t, v }));
+            }
+        }
+        // In-order samples came first in the file wherever a timestamp repeats.
+        let merged = merge_points(&in_order, &late);
+        let dropped = (in_order.len() + (b - a) - merged.len()) as u64;
+        (encode_chunks(&merged), dropped)
+    }
+}
+
 /// Imports `input` into blocks under `data_dir`; `progress(bytes_done)` is called as the
-/// file is read (about every 1 %).
+/// file is read (about every 1 %). Memory is about the compressed size of the data (plus
+/// 16 bytes per sample that comes out of time order within its series).
 pub fn import_openmetrics(
     input: &[u8],
     data_dir: &Path,
@@ -41,12 +85,14 @@ pub fn import_openmetrics(
     mut progress: impl FnMut(usize),
 ) -> Result<ImportReport, ImportError> {
     let mut report = ImportReport::default();
-    // Every series once, with all its samples; found by the text of its name and labels
-    // (a file lists a series' samples together, so the previous one is usually it).
-    let mut series: Vec<(Labels, Vec<Point>)> = Vec::new();
+    // Every series once; found by the text of its name and labels (a file lists a series'
+    // samples together, so the previous one is usually it).
+    let mut series: Vec<ImportSeries> = Vec::new();
     let mut by_text: HashMap<&[u8], usize> = HashMap::new();
     let mut by_labels: HashMap<Labels, usize> = HashMap::new();
     let mut last: Option<(&[u8], usize)> = None;
+    let mut windows = BTreeSet::new();
+    let mut last_window = None;
     let mut parser = Parser::new(input, Format::OpenMetrics);
     let step = (input.len() / 100).max(1 << 20);
     let mut next_report = step;
@@ -64,7 +110,7 @@ pub fn import_openmetrics(
                         pairs.push((crate::model::METRIC_NAME.to_string(), s.name.to_string()));
                         let labels = Labels::from_pairs(pairs);
                         let id = *by_labels.entry(labels.clone()).or_insert_with(|| {
-                            series.push((labels, Vec::new()));
+                            series.push(ImportSeries { labels, chunks: SeriesChunks::default(), late: Vec::new() });
                             series.len() - 1
                         });
                         by_text.insert(s.series, id);
@@ -75,7 +121,12 @@ pub fn import_openmetrics(
                 id
             }
         };
-        series[id].1.push(Point { t, v: s.value });
+        series[id].add(t, s.value);
+        let w = t.div_euclid(CHUNK_RANGE_MS);
+        if last_window != Some(w) {
+            windows.insert(w);
+            last_window = Some(w);
+        }
         report.samples += 1;
         if parser.offset() >= next_report {
             progress(parser.offset());
@@ -85,32 +136,21 @@ pub fn import_openmetrics(
     progress(input.len());
     drop((by_text, by_labels));
     report.series = series.len() as u64;
-    series.sort_by(|a, b| a.0.cmp(&b.0));
-    let mut windows = BTreeSet::new();
-    for (_, points) in &mut series {
-        points.sort_by_key(|p| p.t);
-        let before = points.len();
-        points.dedup_by_key(|p| p.t);
-        report.duplicates += (before - points.len()) as u64;
-        // Sorted, so each window's samples are consecutive: one insert per window.
-        let mut last = None;
-        for w in points.iter().map(|p| p.t.div_euclid(CHUNK_RANGE_MS)) {
-            if last != Some(w) {
-                windows.insert(w);
-                last = Some(w);
-            }
-        }
+    series.sort_by(|a, b| a.labels.cmp(&b.labels));
+    for s in &mut series {
+        // Stable: among equal timestamps the first in the file stays first.
+        s.late.sort_by_key(|p| p.t);
     }
     for w in windows {
         let (lo, hi) = (w * CHUNK_RANGE_MS, (w + 1) * CHUNK_RANGE_MS);
-        let data: Vec<(Labels, Vec<super::BlockChunk>)> = series
-            .iter()
-            .filter_map(|(labels, points)| {
-                let a = points.partition_point(|p| p.t < lo);
-                let b = points.partition_point(|p| p.t < hi);
-                (a < b).then(|| (labels.clone(), encode_chunks(&points[a..b])))
-            })
-            .collect();
+        let mut data: Vec<(Labels, Vec<BlockChunk>)> = Vec::new();
+        for s in &series {
+            let (chunks, dropped) = s.window(lo, hi);
+            report.duplicates += dropped;
+            if !chunks.is_empty() {
+                data.push((s.labels.clone(), chunks));
+            }
+        }
         let (_, meta) = write_block(data_dir, BlockMeta::new(new_ulid(now_ms), lo, hi), &data)?;
         tracing::info!(block = %meta.ulid, min_time = lo, series = meta.stats.num_series, samples = meta.stats.num_samples, "block written");
         report.blocks.push(meta.ulid);
@@ -168,5 +208,39 @@ mod tests {
         let e = import_openmetrics(b"m{ 1 10\n# EOF\n", dir.path(), 0, |_| {}).unwrap_err();
         assert!(e.to_string().starts_with("line 1:"), "{e}");
         assert!(std::fs::read_dir(dir.path()).unwrap().next().is_none(), "nothing written on error");
+    }
+
+    proptest::proptest! {
+        #![proptest_config(proptest::prelude::ProptestConfig { cases: 24, ..Default::default() })]
+
+        /// Samples in any order, with repeated timestamps, read back as the first sample of
+        /// each timestamp in file order, sorted.
+        #[test]
+        fn any_order_reads_back_as_first_per_timestamp(
+            samples in proptest::collection::vec((0u8..3, 0i64..30_000, 0u16..5), 1..400),
+        ) {
+            let dir = tempfile::tempdir().unwrap();
+            let mut text = String::from("# TYPE m gauge\n");
+            let mut model: std::collections::BTreeMap<u8, std::collections::BTreeMap<i64, f64>> = Default::default();
+            for &(s, t_s, v) in &samples {
+                // Seconds with a fraction: spans several 2 h windows (up to ~8 h).
+                let t = t_s * 1000 + (v as i64) * 10;
+                text.push_str(&format!("m{{s=\"{s}\"}} {v} {}.{:03}\n", t / 1000, t % 1000));
+                model.entry(s).or_default().entry(t).or_insert(v as f64);
+            }
+            text.push_str("# EOF\n");
+            let r = import_openmetrics(text.as_bytes(), dir.path(), 0, |_| {}).unwrap();
+            let kept: usize = model.values().map(|m| m.len()).sum();
+            proptest::prop_assert_eq!(r.samples as usize, samples.len());
+            proptest::prop_assert_eq!(r.duplicates as usize, samples.len() - kept);
+            let (db, _) = Db::open(dir.path(), DbOptions { retention: std::time::Duration::ZERO, ..Default::default() })
+                .unwrap();
+            for (s, want) in &model {
+                let got = db.select(&[Matcher::equal("s", &s.to_string())], i64::MIN, i64::MAX);
+                let got: Vec<(i64, f64)> = got[0].points.iter().map(|p| (p.t, p.v)).collect();
+                let want: Vec<(i64, f64)> = want.iter().map(|(t, v)| (*t, *v)).collect();
+                proptest::prop_assert_eq!(got, want);
+            }
+        }
     }
 }

@@ -164,9 +164,15 @@ impl Head {
         };
         let result = wal::checkpoint::write(dir, upto, |out| {
             let mut payload = Vec::with_capacity(STATE_RECORD_BYTES + (64 << 10));
-            let mut samples = 0;
+            let (mut written, mut samples) = (0, 0);
             for (r, s) in &series {
-                samples += s.chunks.lock().encode_state(*r, s, &mut payload);
+                let c = s.chunks.lock();
+                if c.removed {
+                    continue; // collected since the list was taken
+                }
+                samples += c.encode_state(*r, s, &mut payload);
+                written += 1;
+                drop(c);
                 if payload.len() >= STATE_RECORD_BYTES {
                     out.log_states(&payload)?;
                     out.flush()?;
@@ -175,7 +181,7 @@ impl Head {
             }
             out.log_states(&payload)?;
             out.flush()?;
-            Ok((series.len() as u64, samples))
+            Ok((written, samples))
         });
         self.checkpoint_requested.store(false, Ordering::Relaxed);
         let stats = result.inspect_err(|_| {
