@@ -236,7 +236,7 @@ mod tests {
             let (db, _) = Db::open(dir.path(), DbOptions { retention: std::time::Duration::ZERO, ..Default::default() })
                 .unwrap();
             for (s, want) in &model {
-                let got = db.select(&[Matcher::equal("s", &s.to_string())], i64::MIN, i64::MAX);
+                let got = db.select(&[Matcher::equal("s", s.to_string())], i64::MIN, i64::MAX);
                 let got: Vec<(i64, f64)> = got[0].points.iter().map(|p| (p.t, p.v)).collect();
                 let want: Vec<(i64, f64)> = want.iter().map(|(t, v)| (*t, *v)).collect();
                 proptest::prop_assert_eq!(got, want);
