@@ -80,12 +80,14 @@ pub fn matchers(vs: &VectorSelector) -> Result<Vec<Matcher>, QueryError> {
 pub fn preload(expr: &Expr, q: &dyn Querier, w: &Window, start: i64, end: i64) -> Result<Loaded, QueryError> {
     let mut ranges: HashMap<usize, (&VectorSelector, i64, i64)> = HashMap::new();
     collect(expr, w, start, end, &mut ranges);
-    let mut out = Loaded::new();
+    let mut keys = Vec::with_capacity(ranges.len());
+    let mut requests = Vec::with_capacity(ranges.len());
     for (k, (vs, mint, maxt)) in ranges {
-        let m = matchers(vs)?;
-        out.insert(k, q.select(&m, mint, maxt));
+        keys.push(k);
+        requests.push((matchers(vs)?, mint, maxt));
     }
-    Ok(out)
+    // One read for all selectors: they see the same commits.
+    Ok(keys.into_iter().zip(q.select_many(&requests)).collect())
 }
 
 fn note<'a>(ranges: &mut HashMap<usize, (&'a VectorSelector, i64, i64)>, vs: &'a VectorSelector, mint: i64, maxt: i64) {

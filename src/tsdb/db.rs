@@ -18,6 +18,7 @@ use parking_lot::{Mutex, RwLock};
 
 use super::block::writer::write_block;
 use super::block::{Block, BlockError, BlockMeta, new_ulid};
+use super::head::ReadView;
 use super::head::merge_points;
 use super::wal::WalError;
 use super::{BlockChunk, CHUNK_RANGE_MS, Head, Matcher, OpenReport, Querier, SeriesData, encode_chunks};
@@ -419,10 +420,14 @@ impl Db {
     }
 
     /// Every source that may hold samples in `[mint, maxt]`, merged per series.
-    fn select_all(&self, matchers: &[Matcher], mint: i64, maxt: i64) -> Vec<SeriesData> {
+    ///
+    /// The head is read before the block list is taken: head compaction adds a block
+    /// before it drops those samples from the head, so a read in between sees them twice
+    /// (merged as one) rather than not at all.
+    fn select_all(&self, view: &ReadView, matchers: &[Matcher], mint: i64, maxt: i64) -> Vec<SeriesData> {
+        let head = view.select(matchers, mint, maxt);
         let blocks: Vec<Arc<Block>> =
             self.blocks().into_iter().filter(|b| b.meta.max_time > mint && b.meta.min_time <= maxt).collect();
-        let head = self.head.select(matchers, mint, maxt);
         if blocks.is_empty() {
             return head;
         }
@@ -471,11 +476,16 @@ fn rechunk(chunks: Vec<BlockChunk>) -> Vec<BlockChunk> {
 
 impl Querier for Db {
     fn select(&self, matchers: &[Matcher], mint: i64, maxt: i64) -> Vec<SeriesData> {
-        self.select_all(matchers, mint, maxt)
+        self.select_all(&self.head.begin_read(), matchers, mint, maxt)
+    }
+
+    fn select_many(&self, requests: &[(Vec<Matcher>, i64, i64)]) -> Vec<Vec<SeriesData>> {
+        let view = self.head.begin_read();
+        requests.iter().map(|(m, mint, maxt)| self.select_all(&view, m, *mint, *maxt)).collect()
     }
 
     fn series(&self, matchers: &[Matcher], mint: i64, maxt: i64) -> Vec<Labels> {
-        self.select_all(matchers, mint, maxt).into_iter().map(|s| s.labels).collect()
+        self.select(matchers, mint, maxt).into_iter().map(|s| s.labels).collect()
     }
 
     fn label_names(&self, matchers: &[Matcher], mint: i64, maxt: i64) -> Vec<String> {

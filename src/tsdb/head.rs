@@ -38,6 +38,11 @@ pub(super) struct SeriesChunks {
     ooo: Vec<Point>,
     /// Garbage-collected: no longer in the index; a commit still holding it must not write.
     removed: bool,
+    /// Isolation: the newest commit that appended here, and this series' newest time before
+    /// it; older such pairs still needed by a running read. See [`Head::begin_read`].
+    tx_seq: u64,
+    tx_before: i64,
+    tx_older: Vec<(u64, i64)>,
 }
 
 /// What a sample does to a series.
@@ -124,6 +129,36 @@ impl SeriesChunks {
         }
         self.open.append(t, v);
         self.last = Some((t, v.to_bits()));
+    }
+
+    /// Records that commit `seq` is about to append here (once per commit). Pairs of
+    /// commits at or below `low`, the oldest running read's view, are no longer needed.
+    fn note_commit(&mut self, seq: u64, low: u64) {
+        if self.tx_seq == seq {
+            return;
+        }
+        if self.tx_seq > low {
+            self.tx_older.push((self.tx_seq, self.tx_before));
+        }
+        if !self.tx_older.is_empty() {
+            self.tx_older.retain(|(s, _)| *s > low);
+            if self.tx_older.is_empty() {
+                self.tx_older = Vec::new();
+            }
+        }
+        self.tx_seq = seq;
+        self.tx_before = self.last.map_or(i64::MIN, |(t, _)| t);
+    }
+
+    /// The newest time a read that sees commits up to `view` may return from this series:
+    /// what the series held before the first later commit appended to it.
+    fn visible_until(&self, view: u64) -> i64 {
+        self.tx_older
+            .iter()
+            .copied()
+            .chain(std::iter::once((self.tx_seq, self.tx_before)))
+            .find(|(s, _)| *s > view)
+            .map_or(i64::MAX, |(_, before)| before)
     }
 
     /// Time of the newest sample in the chunks.
@@ -373,6 +408,10 @@ pub struct Head {
     /// Bumped whenever series are garbage-collected: refs cached before may be gone.
     generation: AtomicU64,
     series_removed: AtomicU64,
+    /// The last commit whose samples are all applied (and logged): what new reads see.
+    commit_seq: AtomicU64,
+    /// Views of running reads (commit seq → number of reads).
+    readers: Mutex<std::collections::BTreeMap<u64, usize>>,
     checkpoints: AtomicU64,
     checkpoint_failures: AtomicU64,
 }
@@ -406,6 +445,8 @@ impl Head {
             checkpoint_notify: tokio::sync::Notify::new(),
             generation: AtomicU64::new(0),
             series_removed: AtomicU64::new(0),
+            commit_seq: AtomicU64::new(0),
+            readers: Mutex::new(std::collections::BTreeMap::new()),
             checkpoints: AtomicU64::new(0),
             checkpoint_failures: AtomicU64::new(0),
         }
@@ -650,6 +691,17 @@ impl Head {
         empty.len()
     }
 
+    /// Starts a read that sees every commit finished now and nothing of later ones, in
+    /// every series it touches (isolation as Prometheus's head has it: a query never sees
+    /// half a scrape). Samples accepted as late (out-of-order window) are the exception:
+    /// they are visible once applied.
+    pub fn begin_read(&self) -> ReadView<'_> {
+        let mut readers = self.readers.lock();
+        let seq = self.commit_seq.load(Ordering::Acquire);
+        *readers.entry(seq).or_insert(0) += 1;
+        ReadView { head: self, seq }
+    }
+
     /// Changes whenever series are removed from the head.
     pub fn series_generation(&self) -> u64 {
         self.generation.load(Ordering::Relaxed)
@@ -712,6 +764,8 @@ impl Head {
             pending.iter().map(|(r, _, _)| idx.get(*r).cloned()).collect()
         };
         let mut wal = self.wal.lock();
+        let seq = self.commit_seq.load(Ordering::Relaxed) + 1;
+        let low = self.readers.lock().keys().next().copied().unwrap_or(seq - 1).min(seq - 1);
         let floor = self.ooo_floor();
         let min_valid = self.min_valid_time();
         let mut accepted: Vec<(SeriesRef, i64, f64)> =
@@ -734,6 +788,9 @@ impl Head {
             let verdict = c.verdict(t, v, floor);
             match verdict {
                 Verdict::Append | Verdict::Late => {
+                    if verdict == Verdict::Append {
+                        c.note_commit(seq, low);
+                    }
                     c.apply(verdict, t, v);
                     drop(c);
                     if verdict == Verdict::Late {
@@ -761,6 +818,7 @@ impl Head {
         if let Some(w) = wal.as_ref() {
             self.wal_written.store(self.wal_base + w.total_written(), Ordering::Relaxed);
         }
+        self.commit_seq.store(seq, Ordering::Release);
         drop(wal);
         self.request_checkpoint_if_due();
         self.samples_appended.fetch_add(res.appended as u64, Ordering::Relaxed);
@@ -794,19 +852,53 @@ fn fetch_max_i64(a: &AtomicU64, v: i64) {
     }
 }
 
-impl Querier for Head {
-    fn select(&self, matchers: &[Matcher], mint: i64, maxt: i64) -> Vec<SeriesData> {
+/// A running read's view of the head: the commits it sees. Dropping it ends the read.
+pub struct ReadView<'a> {
+    head: &'a Head,
+    seq: u64,
+}
+
+impl ReadView<'_> {
+    pub fn select(&self, matchers: &[Matcher], mint: i64, maxt: i64) -> Vec<SeriesData> {
         let mut out: Vec<SeriesData> = self
+            .head
             .matching(matchers)
             .into_iter()
             .filter_map(|s| {
-                let chunks = s.chunks.lock().snapshot(mint, maxt);
+                let (chunks, maxt) = {
+                    let c = s.chunks.lock();
+                    let maxt = maxt.min(c.visible_until(self.seq));
+                    (c.snapshot(mint, maxt), maxt)
+                };
                 let points = decode_window(&chunks, mint, maxt);
                 (!points.is_empty()).then(|| SeriesData { labels: s.labels.unpack(), points })
             })
             .collect();
         out.sort_by(|a, b| a.labels.cmp(&b.labels));
         out
+    }
+}
+
+impl Drop for ReadView<'_> {
+    fn drop(&mut self) {
+        let mut readers = self.head.readers.lock();
+        if let Some(n) = readers.get_mut(&self.seq) {
+            *n -= 1;
+            if *n == 0 {
+                readers.remove(&self.seq);
+            }
+        }
+    }
+}
+
+impl Querier for Head {
+    fn select(&self, matchers: &[Matcher], mint: i64, maxt: i64) -> Vec<SeriesData> {
+        self.begin_read().select(matchers, mint, maxt)
+    }
+
+    fn select_many(&self, requests: &[(Vec<Matcher>, i64, i64)]) -> Vec<Vec<SeriesData>> {
+        let view = self.begin_read();
+        requests.iter().map(|(m, mint, maxt)| view.select(m, *mint, *maxt)).collect()
     }
 
     fn series(&self, matchers: &[Matcher], mint: i64, maxt: i64) -> Vec<Labels> {

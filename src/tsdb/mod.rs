@@ -90,6 +90,11 @@ pub trait Querier: Send + Sync {
     /// Series matching all `matchers` with their samples in `[mint, maxt]` (inclusive);
     /// series without samples in the range are left out.
     fn select(&self, matchers: &[Matcher], mint: i64, maxt: i64) -> Vec<SeriesData>;
+    /// Several selects that see the same data: no commit is visible to one and not to
+    /// another (one query's selectors).
+    fn select_many(&self, requests: &[(Vec<Matcher>, i64, i64)]) -> Vec<Vec<SeriesData>> {
+        requests.iter().map(|(m, mint, maxt)| self.select(m, *mint, *maxt)).collect()
+    }
     /// Label sets of the series matching `matchers` that have samples in `[mint, maxt]`.
     fn series(&self, matchers: &[Matcher], mint: i64, maxt: i64) -> Vec<Labels>;
     /// Label names in use (restricted to series matching `matchers` when given), sorted.

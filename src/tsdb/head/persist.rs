@@ -59,7 +59,8 @@ impl SeriesChunks {
             },
         };
         let ooo = st.late.iter().map(|&(t, v)| Point { t, v }).collect();
-        let mut c = SeriesChunks { sealed, open, last: last.map(|(t, v)| (t, v.to_bits())), ooo, removed: false };
+        let mut c =
+            SeriesChunks { sealed, open, last: last.map(|(t, v)| (t, v.to_bits())), ooo, ..SeriesChunks::default() };
         c.truncate_before(min_valid);
         Ok(c)
     }
