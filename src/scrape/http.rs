@@ -4,12 +4,11 @@ use std::time::Duration;
 
 use crate::config::HttpClientConfig;
 
-/// Builds the client a job's loops share (connection pool, TLS, compression, redirects).
-pub fn client(cfg: &HttpClientConfig, enable_compression: bool) -> Result<reqwest::Client, String> {
+/// Builds the client a job's loops share (connection pool, TLS, redirects). Compression
+/// is not the client's business: the scrape loop asks for gzip and inflates the page itself
+/// in one pass into a buffer it reuses (see `scrape_loop::fetch`).
+pub fn client(cfg: &HttpClientConfig) -> Result<reqwest::Client, String> {
     let mut b = reqwest::Client::builder().pool_max_idle_per_host(4);
-    if !enable_compression {
-        b = b.no_gzip();
-    }
     if cfg.follow_redirects == Some(false) {
         b = b.redirect(reqwest::redirect::Policy::none());
     }

@@ -90,7 +90,7 @@ impl ScrapeManager {
             let pool = match self.pools.remove(&job.name) {
                 Some(p) if *p.job == **job => p,
                 old => {
-                    let client = match super::http::client(&job.http, job.enable_compression) {
+                    let client = match super::http::client(&job.http) {
                         Ok(c) => c,
                         Err(e) => {
                             tracing::error!(job = %job.name, error = %e, "cannot build HTTP client; job not scraped");

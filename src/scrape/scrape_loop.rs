@@ -61,6 +61,8 @@ pub async fn run(ctx: LoopContext, mut stop: oneshot::Receiver<Stop>) {
         report: None,
         url: reqwest::Url::parse(&ctx.target.url).map_err(|e| format!("invalid target URL {:?}: {e}", ctx.target.url)),
         timeout_header: format!("{}", ctx.target.timeout.as_secs_f64()),
+        body: Vec::new(),
+        page: Vec::new(),
     };
     let tolerance = (interval_ms / 100).min(2);
     loop {
@@ -100,16 +102,24 @@ struct LoopState {
     report: Option<(u64, [SeriesRef; 5])>,
     url: Result<reqwest::Url, String>,
     timeout_header: String,
+    /// The response body as received, and the page inflated from it when it was gzipped:
+    /// kept between scrapes so a steady target costs no allocation.
+    body: Vec<u8>,
+    page: Vec<u8>,
 }
 
 async fn scrape_once(ctx: &LoopContext, state: &mut LoopState, t: i64) {
     let start = Instant::now();
     let fetched = fetch(ctx, state).await;
+    let body: &[u8] = match &fetched {
+        Ok((true, _)) => &state.page,
+        _ => &state.body,
+    };
     let cache = &mut state.cache;
     let mut app = ctx.head.appender();
     let settings = PageSettings { job: &ctx.job, target_labels: &ctx.target.labels };
     let result: Result<PageStats, String> = match fetched {
-        Ok((body, format)) => cache.append_page(&mut app, &settings, &body, format, t).map_err(|e| e.to_string()),
+        Ok((_, format)) => cache.append_page(&mut app, &settings, body, format, t).map_err(|e| e.to_string()),
         Err(e) => Err(e),
     };
     let duration = start.elapsed();
@@ -145,13 +155,16 @@ async fn scrape_once(ctx: &LoopContext, state: &mut LoopState, t: i64) {
     h.last_samples = stats.scraped;
 }
 
-/// GETs the page; returns the body and its format, or the error the target reports.
-async fn fetch(ctx: &LoopContext, state: &LoopState) -> Result<(Vec<u8>, Format), String> {
+/// GETs the page into `state.body` (and, when it came gzipped, inflated into `state.page`:
+/// then the flag is true); returns its format, or the error the target reports.
+async fn fetch(ctx: &LoopContext, state: &mut LoopState) -> Result<(bool, Format), String> {
     let timeout = ctx.target.timeout;
+    let encoding = if ctx.job.enable_compression { "gzip" } else { "identity" };
     let req = ctx
         .client
         .get(state.url.clone()?)
         .header("Accept", ACCEPT)
+        .header("Accept-Encoding", encoding)
         .header("User-Agent", concat!("vigie/", env!("CARGO_PKG_VERSION")))
         .header("X-Prometheus-Scrape-Timeout-Seconds", &state.timeout_header)
         .timeout(timeout);
@@ -162,17 +175,25 @@ async fn fetch(ctx: &LoopContext, state: &LoopState) -> Result<(Vec<u8>, Format)
     }
     let content_type =
         resp.headers().get(reqwest::header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).unwrap_or("").to_string();
+    let gzipped = resp
+        .headers()
+        .get(reqwest::header::CONTENT_ENCODING)
+        .is_some_and(|v| v.as_bytes().eq_ignore_ascii_case(b"gzip"));
     let limit = ctx.job.body_size_limit;
-    let mut body = Vec::new();
+    let body = &mut state.body;
+    body.clear();
     let mut resp = resp;
     while let Some(chunk) = resp.chunk().await.map_err(|e| super::http::describe(&e, timeout))? {
         body.extend_from_slice(&chunk);
-        if limit > 0 && body.len() as u64 > limit {
+        if !gzipped && limit > 0 && body.len() as u64 > limit {
             return Err(format!("body size limit exceeded ({limit} bytes)"));
         }
     }
-    if body.is_empty() {
-        return Ok((body, Format::PrometheusText));
+    if gzipped {
+        gunzip(body, &mut state.page, limit)?;
+    }
+    if (if gzipped { &state.page } else { &state.body }).is_empty() {
+        return Ok((gzipped, Format::PrometheusText));
     }
     let format = match Format::from_content_type(&content_type) {
         Some(f) => f,
@@ -189,7 +210,23 @@ async fn fetch(ctx: &LoopContext, state: &LoopState) -> Result<(Vec<u8>, Format)
             }
         },
     };
-    Ok((body, format))
+    Ok((gzipped, format))
+}
+
+/// Inflates a gzip body into `page` (cleared first), refusing more than `limit` bytes of
+/// page (0: no limit), as Prometheus applies `body_size_limit` to the uncompressed page.
+fn gunzip(body: &[u8], page: &mut Vec<u8>, limit: u64) -> Result<(), String> {
+    use std::io::Read;
+    page.clear();
+    let cap = if limit > 0 { limit.saturating_add(1) } else { u64::MAX };
+    flate2::bufread::MultiGzDecoder::new(body)
+        .take(cap)
+        .read_to_end(page)
+        .map_err(|e| format!("decompressing the response body: {e}"))?;
+    if limit > 0 && page.len() as u64 > limit {
+        return Err(format!("body size limit exceeded ({limit} bytes)"));
+    }
+    Ok(())
 }
 
 fn synthetic(target: &Labels, name: &str) -> Labels {
@@ -222,5 +259,36 @@ fn report_stale(app: &mut impl Appender, target: &Labels, t: i64) {
     for name in REPORT_NAMES {
         let r = app.series_ref(&synthetic(target, name));
         app.append(r, t, crate::model::stale_nan());
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::io::Write;
+
+    use super::gunzip;
+
+    fn gz(data: &[u8]) -> Vec<u8> {
+        let mut e = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
+        e.write_all(data).unwrap();
+        e.finish().unwrap()
+    }
+
+    #[test]
+    fn gzipped_pages_are_inflated_within_the_body_limit() {
+        let page = "up 1\n".repeat(1000);
+        let mut out = b"old contents".to_vec();
+        gunzip(&gz(page.as_bytes()), &mut out, 0).unwrap();
+        assert_eq!(out, page.as_bytes());
+        // Two gzip members back to back are one page, as Go's reader reads them.
+        let mut two = gz(b"a 1\n");
+        two.extend(gz(b"b 2\n"));
+        gunzip(&two, &mut out, 0).unwrap();
+        assert_eq!(out, b"a 1\nb 2\n");
+        gunzip(&gz(page.as_bytes()), &mut out, page.len() as u64).unwrap();
+        let e = gunzip(&gz(page.as_bytes()), &mut out, page.len() as u64 - 1).unwrap_err();
+        assert_eq!(e, format!("body size limit exceeded ({} bytes)", page.len() - 1));
+        let e = gunzip(b"not gzip at all", &mut out, 0).unwrap_err();
+        assert!(e.starts_with("decompressing the response body:"), "{e}");
     }
 }
