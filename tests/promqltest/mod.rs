@@ -1,0 +1,3 @@
+//! Reading Prometheus's PromQL test scripts for the conformance test.
+
+pub mod script;
