@@ -1,6 +1,8 @@
 //! Time values in the API: Prometheus accepts Unix seconds (with fractions) or RFC 3339,
 //! and prints RFC 3339 in target and status responses.
 
+use crate::model::civil::{civil_from_days, days_from_civil};
+
 /// Parses a `time`/`start`/`end` parameter into milliseconds since the epoch.
 pub fn parse_time(s: &str) -> Result<i64, String> {
     if let Ok(f) = s.parse::<f64>()
@@ -22,29 +24,6 @@ pub fn parse_duration(s: &str) -> Result<i64, String> {
     crate::config::PromDuration::parse(s)
         .map(|d| d.as_millis())
         .map_err(|_| format!("cannot parse {s:?} to a valid duration"))
-}
-
-fn days_from_civil(y: i64, m: i64, d: i64) -> i64 {
-    let y = if m <= 2 { y - 1 } else { y };
-    let era = y.div_euclid(400);
-    let yoe = y - era * 400;
-    let mp = (m + 9) % 12;
-    let doy = (153 * mp + 2) / 5 + d - 1;
-    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
-    era * 146_097 + doe - 719_468
-}
-
-fn civil_from_days(z: i64) -> (i64, i64, i64) {
-    let z = z + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z - era * 146_097;
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let y = yoe + era * 400;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let d = doy - (153 * mp + 2) / 5 + 1;
-    let m = if mp < 10 { mp + 3 } else { mp - 9 };
-    (if m <= 2 { y + 1 } else { y }, m, d)
 }
 
 /// `YYYY-MM-DDTHH:MM:SS[.frac](Z|±HH:MM)`.

@@ -3,6 +3,7 @@
 //! Every stage (discovery, scrape, tsdb, promql, rules, alert) speaks in these types, so
 //! they live outside any one stage.
 
+pub mod civil;
 mod labels;
 mod packed_labels;
 mod regex;

@@ -1,8 +1,13 @@
 //! PromQL functions. Range functions receive the series of their range argument with the
 //! window boundaries; the rate family extrapolates exactly as Prometheus 3's
-//! `extrapolatedRate` (`promql/functions.go`).
+//! `extrapolatedRate` (`promql/functions.go`). Window statistics are in [`over_time`], the
+//! date functions in [`calendar`].
 
-use promql_parser::parser::{Call, Expr};
+mod calendar;
+mod over_time;
+
+use promql_parser::label::MatchOp;
+use promql_parser::parser::{Call, Expr, VectorSelector};
 
 use super::QueryError;
 use super::eval::{Context, RangeArg, check_unique, drop_name};
@@ -30,6 +35,44 @@ pub fn eval(ctx: &Context, call: &Call, t: i64) -> Result<Value, QueryError> {
         "max_over_time" => range_fn(ctx, &args, t, |r, _, _| fold_nan_aware(r, |a, b| b > a))?,
         "last_over_time" => return keep_name_range(ctx, &args, t, |r| r.last().map(|p| p.v)),
         "present_over_time" => range_fn(ctx, &args, t, |_, _, _| Some(1.0))?,
+        "stdvar_over_time" => range_fn(ctx, &args, t, |r, _, _| over_time::variance(r))?,
+        "stddev_over_time" => range_fn(ctx, &args, t, |r, _, _| over_time::variance(r).map(f64::sqrt))?,
+        "mad_over_time" => range_fn(ctx, &args, t, |r, _, _| over_time::mad(r))?,
+        "quantile_over_time" => {
+            let phi = ctx.scalar_arg(args[0], t)?;
+            range_fn(ctx, &args[1..], t, |r, _, _| {
+                over_time::quantile(phi, &mut r.iter().map(|p| p.v).collect::<Vec<_>>())
+            })?
+        }
+        "changes" => range_fn(ctx, &args, t, |r, _, _| over_time::changes(r))?,
+        "resets" => range_fn(ctx, &args, t, |r, _, _| over_time::resets(r))?,
+        "deriv" => range_fn(ctx, &args, t, |r, _, _| {
+            r.first().and_then(|f| over_time::linear_regression(r, f.t)).map(|(slope, _)| slope)
+        })?,
+        "predict_linear" => {
+            let ahead = ctx.scalar_arg(args[1], t)?;
+            range_fn(ctx, &args[..1], t, |r, _, end| {
+                over_time::linear_regression(r, end).map(|(slope, intercept)| slope * ahead + intercept)
+            })?
+        }
+        "absent" => {
+            let present = !ctx.vector_arg(args[0], t)?.is_empty();
+            return Ok(Value::Vector(absent(present, args[0])));
+        }
+        "absent_over_time" => {
+            let present = ctx.range_arg(args[0], t)?.series.iter().any(|s| !s.points.is_empty());
+            return Ok(Value::Vector(absent(present, args[0])));
+        }
+        "minute" | "hour" | "day_of_month" | "day_of_week" | "day_of_year" | "days_in_month" | "month" | "year" => {
+            let v = match args.first() {
+                Some(a) => ctx.vector_arg(a, t)?,
+                None => vec![Sample { labels: Labels::empty(), v: t as f64 / 1000.0 }],
+            };
+            v.into_iter()
+                .map(|s| Sample { labels: drop_name(&s.labels), v: calendar::part(name, s.v).unwrap_or(f64::NAN) })
+                .collect()
+        }
+        "pi" => return Ok(Value::Scalar(std::f64::consts::PI)),
         "time" => return Ok(Value::Scalar(t as f64 / 1000.0)),
         "vector" => {
             let v = ctx.scalar_arg(args[0], t)?;
@@ -56,6 +99,44 @@ pub fn eval(ctx: &Context, call: &Call, t: i64) -> Result<Value, QueryError> {
                 v
             }
         })?,
+        "sin" => math(ctx, &args, t, f64::sin)?,
+        "cos" => math(ctx, &args, t, f64::cos)?,
+        "tan" => math(ctx, &args, t, f64::tan)?,
+        "asin" => math(ctx, &args, t, f64::asin)?,
+        "acos" => math(ctx, &args, t, f64::acos)?,
+        "atan" => math(ctx, &args, t, f64::atan)?,
+        "sinh" => math(ctx, &args, t, f64::sinh)?,
+        "cosh" => math(ctx, &args, t, f64::cosh)?,
+        "tanh" => math(ctx, &args, t, f64::tanh)?,
+        "asinh" => math(ctx, &args, t, f64::asinh)?,
+        "acosh" => math(ctx, &args, t, f64::acosh)?,
+        "atanh" => math(ctx, &args, t, f64::atanh)?,
+        "deg" => math(ctx, &args, t, |v| v * 180.0 / std::f64::consts::PI)?,
+        "rad" => math(ctx, &args, t, |v| v * std::f64::consts::PI / 180.0)?,
+        "round" => {
+            let to_nearest = match args.get(1) {
+                Some(a) => ctx.scalar_arg(a, t)?,
+                None => 1.0,
+            };
+            // As Prometheus: multiply by the inverse, so 0.1 rounds to exact tenths.
+            let inverse = 1.0 / to_nearest;
+            math(ctx, &args, t, |v| (v * inverse + 0.5).floor() / inverse)?
+        }
+        "clamp" => {
+            let (lo, hi) = (ctx.scalar_arg(args[1], t)?, ctx.scalar_arg(args[2], t)?);
+            if hi < lo {
+                return Ok(Value::Vector(Vec::new()));
+            }
+            math(ctx, &args, t, |v| lo.max(hi.min(v)))?
+        }
+        "clamp_min" => {
+            let lo = ctx.scalar_arg(args[1], t)?;
+            math(ctx, &args, t, |v| lo.max(v))?
+        }
+        "clamp_max" => {
+            let hi = ctx.scalar_arg(args[1], t)?;
+            math(ctx, &args, t, |v| hi.min(v))?
+        }
         "label_replace" => label_replace(ctx, &args, t)?,
         other => return Err(QueryError::Execution(format!("function {other:?} is not supported yet"))),
     };
@@ -88,6 +169,36 @@ fn keep_name_range(
 
 fn math(ctx: &Context, args: &[&Expr], t: i64, f: impl Fn(f64) -> f64) -> Result<Vec<Sample>, QueryError> {
     Ok(ctx.vector_arg(args[0], t)?.into_iter().map(|s| Sample { labels: drop_name(&s.labels), v: f(s.v) }).collect())
+}
+
+/// `absent(…)` / `absent_over_time(…)`: one sample of value 1 when nothing is present,
+/// labelled with the argument selector's equality matchers (a label matched twice is
+/// left out, as Prometheus does).
+fn absent(present: bool, arg: &Expr) -> Vec<Sample> {
+    if present {
+        return Vec::new();
+    }
+    fn selector(e: &Expr) -> Option<&VectorSelector> {
+        match e {
+            Expr::VectorSelector(vs) => Some(vs),
+            Expr::MatrixSelector(ms) => Some(&ms.vs),
+            _ => None,
+        }
+    }
+    let mut pairs: Vec<(String, String)> = Vec::new();
+    let mut twice: Vec<String> = Vec::new();
+    if let Some(vs) = selector(arg) {
+        for m in &vs.matchers.matchers {
+            if matches!(m.op, MatchOp::Equal) && m.name != crate::model::METRIC_NAME {
+                if pairs.iter().any(|(n, _)| *n == m.name) {
+                    twice.push(m.name.clone());
+                }
+                pairs.push((m.name.clone(), m.value.clone()));
+            }
+        }
+    }
+    pairs.retain(|(n, v)| !twice.contains(n) && !v.is_empty());
+    vec![Sample { labels: Labels::from_pairs(pairs), v: 1.0 }]
 }
 
 fn fold_nan_aware(r: &[Point], better: impl Fn(f64, f64) -> bool) -> Option<f64> {

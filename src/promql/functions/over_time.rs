@@ -1,0 +1,125 @@
+//! Range functions beyond the rate family: statistics over a window (`stddev_over_time`,
+//! `quantile_over_time`, `mad_over_time`), `changes`, `resets`, and the linear regression
+//! behind `deriv` and `predict_linear` (Prometheus's `linearRegression`, time in seconds
+//! relative to an intercept time).
+
+use crate::tsdb::Point;
+
+/// Population variance (Welford's method, as Prometheus accumulates it).
+pub fn variance(r: &[Point]) -> Option<f64> {
+    if r.is_empty() {
+        return None;
+    }
+    let (mut mean, mut m2) = (0.0f64, 0.0f64);
+    for (i, p) in r.iter().enumerate() {
+        let delta = p.v - mean;
+        mean += delta / (i + 1) as f64;
+        m2 += delta * (p.v - mean);
+    }
+    Some(m2 / r.len() as f64)
+}
+
+/// The φ-quantile of `values` with linear interpolation between closest ranks, as
+/// Prometheus's `quantile` (φ < 0 → −Inf, φ > 1 → +Inf, NaN φ → NaN).
+pub fn quantile(phi: f64, values: &mut [f64]) -> Option<f64> {
+    if values.is_empty() {
+        return None;
+    }
+    if phi.is_nan() {
+        return Some(f64::NAN);
+    }
+    if phi < 0.0 {
+        return Some(f64::NEG_INFINITY);
+    }
+    if phi > 1.0 {
+        return Some(f64::INFINITY);
+    }
+    values.sort_by(|a, b| a.total_cmp(b));
+    let n = values.len() as f64;
+    let rank = phi * (n - 1.0);
+    let lower = rank.floor().max(0.0) as usize;
+    let upper = (lower + 1).min(values.len() - 1);
+    let weight = rank - rank.floor();
+    Some(values[lower] * (1.0 - weight) + values[upper] * weight)
+}
+
+/// Median absolute deviation from the median.
+pub fn mad(r: &[Point]) -> Option<f64> {
+    let mut values: Vec<f64> = r.iter().map(|p| p.v).collect();
+    let median = quantile(0.5, &mut values)?;
+    let mut dev: Vec<f64> = values.iter().map(|v| (v - median).abs()).collect();
+    quantile(0.5, &mut dev)
+}
+
+/// How often the value changed (NaN to NaN is no change).
+pub fn changes(r: &[Point]) -> Option<f64> {
+    let first = r.first()?;
+    let mut prev = first.v;
+    let mut n = 0;
+    for p in &r[1..] {
+        if !(p.v == prev || (p.v.is_nan() && prev.is_nan())) {
+            n += 1;
+        }
+        prev = p.v;
+    }
+    Some(n as f64)
+}
+
+/// How often the value dropped (a counter reset).
+pub fn resets(r: &[Point]) -> Option<f64> {
+    let first = r.first()?;
+    let mut prev = first.v;
+    let mut n = 0;
+    for p in &r[1..] {
+        if p.v < prev {
+            n += 1;
+        }
+        prev = p.v;
+    }
+    Some(n as f64)
+}
+
+/// Least-squares slope (per second) and the intercept at `intercept_ms`.
+pub fn linear_regression(r: &[Point], intercept_ms: i64) -> Option<(f64, f64)> {
+    if r.len() < 2 {
+        return None;
+    }
+    let (mut n, mut sum_x, mut sum_y, mut sum_xy, mut sum_x2) = (0.0, 0.0, 0.0, 0.0, 0.0);
+    let const_y = r.iter().all(|p| p.v == r[0].v);
+    for p in r {
+        let x = (p.t - intercept_ms) as f64 / 1000.0;
+        n += 1.0;
+        sum_x += x;
+        sum_y += p.v;
+        sum_xy += x * p.v;
+        sum_x2 += x * x;
+    }
+    if const_y && r[0].v.is_finite() {
+        return Some((0.0, r[0].v));
+    }
+    let cov_xy = sum_xy - sum_x * sum_y / n;
+    let var_x = sum_x2 - sum_x * sum_x / n;
+    let slope = cov_xy / var_x;
+    Some((slope, sum_y / n - slope * sum_x / n))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn pts(v: &[f64]) -> Vec<Point> {
+        v.iter().enumerate().map(|(i, &v)| Point { t: i as i64 * 60_000, v }).collect()
+    }
+
+    #[test]
+    fn statistics() {
+        assert_eq!(variance(&pts(&[2.0, 4.0, 4.0, 4.0, 5.0, 5.0, 7.0, 9.0])), Some(4.0));
+        assert_eq!(quantile(0.5, &mut [3.0, 1.0, 2.0, 4.0]), Some(2.5));
+        assert_eq!(quantile(1.5, &mut [1.0]), Some(f64::INFINITY));
+        assert_eq!(mad(&pts(&[1.0, 1.0, 2.0, 2.0, 4.0, 6.0, 9.0])), Some(1.0));
+        assert_eq!(changes(&pts(&[1.0, 1.0, 2.0, f64::NAN, f64::NAN, 2.0])), Some(3.0));
+        assert_eq!(resets(&pts(&[1.0, 5.0, 2.0, 3.0, 0.0])), Some(2.0));
+        let (slope, intercept) = linear_regression(&pts(&[0.0, 60.0, 120.0]), 0).unwrap();
+        assert!((slope - 1.0).abs() < 1e-12 && intercept.abs() < 1e-9, "{slope} {intercept}");
+    }
+}
