@@ -46,7 +46,26 @@ fn almost_equal(a: f64, b: f64) -> bool {
 fn load(head: &Arc<Head>, interval: i64, series: &[SeriesLine], nhcb: bool) -> Vec<String> {
     let mut app = head.appender();
     let mut histograms = Vec::new();
+    // A series listed twice in one load: the later line's points win, as in Prometheus's
+    // test storage.
+    let mut merged: Vec<SeriesLine> = Vec::new();
     for s in series {
+        match merged.iter_mut().find(|m| m.labels.is_some() && m.labels == s.labels) {
+            Some(m) => {
+                for (i, p) in s.points.iter().enumerate() {
+                    if *p != Point::Missing {
+                        if i >= m.points.len() {
+                            m.points.resize(i + 1, Point::Missing);
+                        }
+                        m.points[i] = *p;
+                    }
+                }
+                m.histogram |= s.histogram;
+            }
+            None => merged.push(s.clone()),
+        }
+    }
+    for s in &merged {
         let Some(labels) = &s.labels else { continue };
         let name = labels.get("__name__").unwrap_or_default();
         if s.histogram {

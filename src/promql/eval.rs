@@ -99,6 +99,12 @@ impl Context {
     }
 
     pub fn vector_selector(&self, vs: &VectorSelector, t: i64) -> Vec<Sample> {
+        self.selected_points(vs, t).into_iter().map(|(labels, p)| Sample { labels, v: p.v }).collect()
+    }
+
+    /// The sample each series contributes to an instant selector, with its own timestamp
+    /// (what `timestamp()` reports).
+    pub fn selected_points(&self, vs: &VectorSelector, t: i64) -> Vec<(Labels, Point)> {
         let ts = self.effective_time(vs, t);
         let Some(series) = self.loaded.get(&preload::key(vs)) else {
             return Vec::new();
@@ -107,8 +113,8 @@ impl Context {
             .iter()
             .filter_map(|s| {
                 let i = s.points.partition_point(|p| p.t <= ts);
-                let p = s.points.get(i.checked_sub(1)?)?;
-                (p.t > ts - self.w.lookback && !is_stale_nan(p.v)).then(|| Sample { labels: s.labels.clone(), v: p.v })
+                let p = *s.points.get(i.checked_sub(1)?)?;
+                (p.t > ts - self.w.lookback && !is_stale_nan(p.v)).then(|| (s.labels.clone(), p))
             })
             .collect()
     }

@@ -26,11 +26,55 @@ pub fn eval(ctx: &Context, call: &Call, t: i64) -> Result<Value, QueryError> {
         "delta" => range_fn(ctx, &args, t, |r, s, e| extrapolated(r, s, e, false, false))?,
         "irate" => range_fn(ctx, &args, t, |r, _, _| instant_delta(r, true))?,
         "idelta" => range_fn(ctx, &args, t, |r, _, _| instant_delta(r, false))?,
-        "sum_over_time" => range_fn(ctx, &args, t, |r, _, _| Some(r.iter().map(|p| p.v).sum()))?,
+        "sum_over_time" => range_fn(ctx, &args, t, |r, _, _| over_time::sum(r))?,
         "count_over_time" => range_fn(ctx, &args, t, |r, _, _| Some(r.len() as f64))?,
-        "avg_over_time" => {
-            range_fn(ctx, &args, t, |r, _, _| Some(r.iter().map(|p| p.v).sum::<f64>() / r.len() as f64))?
+        "avg_over_time" => range_fn(ctx, &args, t, |r, _, _| over_time::avg(r))?,
+        "ts_of_min_over_time" => range_fn(ctx, &args, t, |r, _, _| over_time::ts_of(r, |v, best| v <= best))?,
+        "ts_of_max_over_time" => range_fn(ctx, &args, t, |r, _, _| over_time::ts_of(r, |v, best| v >= best))?,
+        "ts_of_last_over_time" => range_fn(ctx, &args, t, |r, _, _| r.last().map(|p| p.t as f64 / 1000.0))?,
+        "double_exponential_smoothing" => {
+            let (sf, tf) = (ctx.scalar_arg(args[1], t)?, ctx.scalar_arg(args[2], t)?);
+            if sf <= 0.0 || sf >= 1.0 {
+                return Err(QueryError::Execution(format!(
+                    "invalid smoothing factor. Expected: 0 < sf < 1, got: {sf:.6}"
+                )));
+            }
+            if tf <= 0.0 || tf >= 1.0 {
+                return Err(QueryError::Execution(format!("invalid trend factor. Expected: 0 < tf < 1, got: {tf:.6}")));
+            }
+            range_fn(ctx, &args[..1], t, |r, _, _| over_time::double_exponential_smoothing(r, sf, tf))?
         }
+        "timestamp" => timestamp(ctx, args[0], t)?,
+        "sort" | "sort_desc" => {
+            let mut v = ctx.vector_arg(args[0], t)?;
+            // NaN last either way, as Prometheus.
+            v.sort_by(|a, b| match (a.v.is_nan(), b.v.is_nan()) {
+                (true, true) => std::cmp::Ordering::Equal,
+                (true, false) => std::cmp::Ordering::Greater,
+                (false, true) => std::cmp::Ordering::Less,
+                _ if name == "sort" => a.v.total_cmp(&b.v),
+                _ => b.v.total_cmp(&a.v),
+            });
+            return Ok(Value::Vector(v));
+        }
+        "sort_by_label" | "sort_by_label_desc" => {
+            let mut v = ctx.vector_arg(args[0], t)?;
+            let names = args[1..].iter().map(|a| string_arg(ctx, a, t)).collect::<Result<Vec<_>, _>>()?;
+            let desc = name == "sort_by_label_desc";
+            v.sort_by(|a, b| {
+                for n in &names {
+                    let (x, y) = (a.labels.get_or_empty(n), b.labels.get_or_empty(n));
+                    if x != y {
+                        let o = natural_cmp(x, y);
+                        return if desc { o.reverse() } else { o };
+                    }
+                }
+                let o = a.labels.cmp(&b.labels);
+                if desc { o.reverse() } else { o }
+            });
+            return Ok(Value::Vector(v));
+        }
+        "label_join" => label_join(ctx, &args, t)?,
         "min_over_time" => range_fn(ctx, &args, t, |r, _, _| fold_nan_aware(r, |a, b| b < a))?,
         "max_over_time" => range_fn(ctx, &args, t, |r, _, _| fold_nan_aware(r, |a, b| b > a))?,
         "last_over_time" => return keep_name_range(ctx, &args, t, |r| r.last().map(|p| p.v)),
@@ -51,8 +95,9 @@ pub fn eval(ctx: &Context, call: &Call, t: i64) -> Result<Value, QueryError> {
         })?,
         "predict_linear" => {
             let ahead = ctx.scalar_arg(args[1], t)?;
-            range_fn(ctx, &args[..1], t, |r, _, end| {
-                over_time::linear_regression(r, end).map(|(slope, intercept)| slope * ahead + intercept)
+            // The intercept is at the evaluation time, not at the window's end (`@`).
+            range_fn(ctx, &args[..1], t, |r, _, _| {
+                over_time::linear_regression(r, t).map(|(slope, intercept)| slope * ahead + intercept)
             })?
         }
         "absent" => {
@@ -185,20 +230,94 @@ fn absent(present: bool, arg: &Expr) -> Vec<Sample> {
             _ => None,
         }
     }
+    // In matcher order: the first equality on a name sets it; any other matcher on that
+    // name removes it for good (Prometheus's historic rule).
     let mut pairs: Vec<(String, String)> = Vec::new();
-    let mut twice: Vec<String> = Vec::new();
+    let mut seen: Vec<&str> = Vec::new();
     if let Some(vs) = selector(arg) {
-        for m in &vs.matchers.matchers {
-            if matches!(m.op, MatchOp::Equal) && m.name != crate::model::METRIC_NAME {
-                if pairs.iter().any(|(n, _)| *n == m.name) {
-                    twice.push(m.name.clone());
-                }
+        for m in vs.matchers.matchers.iter().filter(|m| m.name != crate::model::METRIC_NAME) {
+            if matches!(m.op, MatchOp::Equal) && !seen.contains(&m.name.as_str()) {
                 pairs.push((m.name.clone(), m.value.clone()));
+                seen.push(&m.name);
+            } else {
+                pairs.retain(|(n, _)| *n != m.name);
             }
         }
     }
-    pairs.retain(|(n, v)| !twice.contains(n) && !v.is_empty());
+    pairs.retain(|(_, v)| !v.is_empty());
     vec![Sample { labels: Labels::from_pairs(pairs), v: 1.0 }]
+}
+
+/// `timestamp(v)`: the time of each selected sample for a selector, the evaluation time
+/// for anything computed.
+fn timestamp(ctx: &Context, arg: &Expr, t: i64) -> Result<Vec<Sample>, QueryError> {
+    let mut e = arg;
+    while let Expr::Paren(p) = e {
+        e = &p.expr;
+    }
+    Ok(match e {
+        Expr::VectorSelector(vs) => ctx
+            .selected_points(vs, t)
+            .into_iter()
+            .map(|(labels, p)| Sample { labels: drop_name(&labels), v: p.t as f64 / 1000.0 })
+            .collect(),
+        _ => ctx
+            .vector_arg(arg, t)?
+            .into_iter()
+            .map(|s| Sample { labels: drop_name(&s.labels), v: t as f64 / 1000.0 })
+            .collect(),
+    })
+}
+
+/// Natural order: runs of digits compare as numbers, everything else byte by byte.
+fn natural_cmp(a: &str, b: &str) -> std::cmp::Ordering {
+    use std::cmp::Ordering;
+    let (a, b) = (a.as_bytes(), b.as_bytes());
+    let (mut i, mut j) = (0, 0);
+    while i < a.len() && j < b.len() {
+        if a[i].is_ascii_digit() && b[j].is_ascii_digit() {
+            let (si, sj) = (i, j);
+            while i < a.len() && a[i].is_ascii_digit() {
+                i += 1;
+            }
+            while j < b.len() && b[j].is_ascii_digit() {
+                j += 1;
+            }
+            let x = std::str::from_utf8(&a[si..i]).unwrap_or("").trim_start_matches('0');
+            let y = std::str::from_utf8(&b[sj..j]).unwrap_or("").trim_start_matches('0');
+            match x.len().cmp(&y.len()).then_with(|| x.cmp(y)) {
+                Ordering::Equal => continue,
+                o => return o,
+            }
+        }
+        match a[i].cmp(&b[j]) {
+            Ordering::Equal => {
+                i += 1;
+                j += 1;
+            }
+            o => return o,
+        }
+    }
+    (a.len() - i).cmp(&(b.len() - j))
+}
+
+/// `label_join(v, dst, separator, src…)`: the source values joined into `dst`.
+fn label_join(ctx: &Context, args: &[&Expr], t: i64) -> Result<Vec<Sample>, QueryError> {
+    let v = ctx.vector_arg(args[0], t)?;
+    let dst = string_arg(ctx, args[1], t)?;
+    let sep = string_arg(ctx, args[2], t)?;
+    let srcs = args[3..].iter().map(|a| string_arg(ctx, a, t)).collect::<Result<Vec<_>, _>>()?;
+    if dst.is_empty() {
+        return Err(QueryError::Execution(format!("invalid destination label name in label_join(): {dst}")));
+    }
+    Ok(v.into_iter()
+        .map(|s| {
+            let joined = srcs.iter().map(|n| s.labels.get_or_empty(n)).collect::<Vec<_>>().join(&sep);
+            let mut lb = s.labels.builder();
+            lb.set(dst.clone(), joined);
+            Sample { labels: lb.into_labels(), v: s.v }
+        })
+        .collect())
 }
 
 fn fold_nan_aware(r: &[Point], better: impl Fn(f64, f64) -> bool) -> Option<f64> {
@@ -241,16 +360,17 @@ pub fn extrapolated(
     let mut to_start = secs(first.t - range_start);
     let mut to_end = secs(range_end - last.t);
     let avg_between = sampled / (points.len() - 1) as f64;
-    // A counter cannot go below zero: do not extrapolate past the point where it would be 0.
+    let threshold = avg_between * 1.1;
+    if to_start >= threshold {
+        to_start = avg_between / 2.0;
+    }
+    // A counter cannot go below zero: do not extrapolate past the point where it would be
+    // 0 (applied after the half-interval cap, as Prometheus 3.5 does).
     if is_counter && result > 0.0 && first.v >= 0.0 {
         let to_zero = sampled * (first.v / result);
         if to_zero < to_start {
             to_start = to_zero;
         }
-    }
-    let threshold = avg_between * 1.1;
-    if to_start >= threshold {
-        to_start = avg_between / 2.0;
     }
     if to_end >= threshold {
         to_end = avg_between / 2.0;

@@ -5,6 +5,88 @@
 
 use crate::tsdb::Point;
 
+/// One step of Kahan–Neumaier summation (Prometheus's `kahanSumInc`): the new sum and
+/// compensation.
+pub fn kahan_inc(inc: f64, sum: f64, c: f64) -> (f64, f64) {
+    let t = sum + inc;
+    let c = if t.is_infinite() {
+        0.0
+    } else if sum.abs() >= inc.abs() {
+        c + ((sum - t) + inc)
+    } else {
+        c + ((inc - t) + sum)
+    };
+    (t, c)
+}
+
+/// `sum_over_time`, compensated.
+pub fn sum(r: &[Point]) -> Option<f64> {
+    if r.is_empty() {
+        return None;
+    }
+    let (mut sum, mut c) = (0.0, 0.0);
+    for p in r {
+        (sum, c) = kahan_inc(p.v, sum, c);
+    }
+    Some(if sum.is_infinite() { sum } else { sum + c })
+}
+
+/// `avg_over_time` as Prometheus 3.5: a compensated direct mean while the sum stays finite,
+/// an incremental mean from where it would overflow.
+pub fn avg(r: &[Point]) -> Option<f64> {
+    let first = r.first()?;
+    let (mut sum, mut c, mut mean) = (first.v, 0.0, 0.0);
+    let mut incremental = false;
+    let mut count = 1.0;
+    for p in &r[1..] {
+        count += 1.0;
+        if !incremental {
+            let (s, nc) = kahan_inc(p.v, sum, c);
+            if !s.is_infinite() {
+                (sum, c) = (s, nc);
+                continue;
+            }
+            incremental = true;
+            mean = sum / (count - 1.0);
+            c /= count - 1.0;
+        }
+        let q = (count - 1.0) / count;
+        (mean, c) = kahan_inc(p.v / count, q * mean, q * c);
+    }
+    Some(if incremental { mean + c } else { sum / count + c / count })
+}
+
+/// Holt–Winters double exponential smoothing with smoothing factor `sf` and trend factor
+/// `tf` (both already checked to be in (0, 1)).
+pub fn double_exponential_smoothing(r: &[Point], sf: f64, tf: f64) -> Option<f64> {
+    if r.len() < 2 {
+        return None;
+    }
+    let (mut s0, mut s1) = (0.0, r[0].v);
+    let mut b = r[1].v - r[0].v;
+    for (i, p) in r.iter().enumerate().skip(1) {
+        let x = sf * p.v;
+        if i > 1 {
+            b = tf * (s1 - s0) + (1.0 - tf) * b;
+        }
+        let y = (1.0 - sf) * (s1 + b);
+        (s0, s1) = (s1, x + y);
+    }
+    Some(s1)
+}
+
+/// The time (seconds) of the sample `better` picks over the window; ties go to the later.
+pub fn ts_of(r: &[Point], better: impl Fn(f64, f64) -> bool) -> Option<f64> {
+    let first = r.first()?;
+    let (mut best, mut at) = (first.v, first.t);
+    for p in r {
+        if better(p.v, best) || best.is_nan() {
+            (best, at) = (p.v, p.t);
+        }
+    }
+    Some(at as f64 / 1000.0)
+}
+
 /// Population variance (Welford's method, as Prometheus accumulates it).
 pub fn variance(r: &[Point]) -> Option<f64> {
     if r.is_empty() {
