@@ -195,6 +195,16 @@ fn labels_of(v: &[(Option<Labels>, Vec<Option<f64>>)]) -> Vec<String> {
     v.iter().map(|(l, _)| l.as_ref().map_or("scalar".to_string(), |l| format!("{l:?}"))).collect()
 }
 
+/// Whether `query` names `metric` as a whole identifier (`foo` but not `foo_bucket`).
+fn names_metric(query: &str, metric: &str) -> bool {
+    let ident = |c: char| c.is_ascii_alphanumeric() || c == '_' || c == ':';
+    query.match_indices(metric).any(|(i, _)| {
+        let before = query[..i].chars().next_back();
+        let after = query[i + metric.len()..].chars().next();
+        !before.is_some_and(ident) && !after.is_some_and(ident)
+    })
+}
+
 #[derive(Default)]
 struct Tally {
     passed: BTreeSet<String>,
@@ -216,7 +226,7 @@ fn run_file(name: &str, commands: Vec<Command>, tally: &mut Tally) {
             Command::Eval(e) => {
                 let id = format!("{name}:{}", e.line);
                 // An eval that names a histogram series (or expects histograms) is skipped.
-                let names_histogram = histograms.iter().any(|h| e.query.contains(h.as_str()));
+                let names_histogram = histograms.iter().any(|h| names_metric(&e.query, h));
                 if names_histogram || e.expected.iter().any(|s| s.histogram) {
                     tally.skipped_histograms += 1;
                     continue;

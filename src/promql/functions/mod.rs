@@ -4,6 +4,7 @@
 //! date functions in [`calendar`].
 
 mod calendar;
+mod histogram;
 mod over_time;
 
 use promql_parser::label::MatchOp;
@@ -75,6 +76,19 @@ pub fn eval(ctx: &Context, call: &Call, t: i64) -> Result<Value, QueryError> {
             return Ok(Value::Vector(v));
         }
         "label_join" => label_join(ctx, &args, t)?,
+        "histogram_quantile" => {
+            let q = ctx.scalar_arg(args[0], t)?;
+            let groups = histogram::classic_groups(ctx.vector_arg(args[1], t)?);
+            groups.into_iter().map(|(labels, b)| Sample { labels, v: histogram::bucket_quantile(q, b) }).collect()
+        }
+        "histogram_fraction" => {
+            let (lower, upper) = (ctx.scalar_arg(args[0], t)?, ctx.scalar_arg(args[1], t)?);
+            let groups = histogram::classic_groups(ctx.vector_arg(args[2], t)?);
+            groups
+                .into_iter()
+                .map(|(labels, b)| Sample { labels, v: histogram::bucket_fraction(lower, upper, b) })
+                .collect()
+        }
         "min_over_time" => range_fn(ctx, &args, t, |r, _, _| fold_nan_aware(r, |a, b| b < a))?,
         "max_over_time" => range_fn(ctx, &args, t, |r, _, _| fold_nan_aware(r, |a, b| b > a))?,
         "last_over_time" => return keep_name_range(ctx, &args, t, |r| r.last().map(|p| p.v)),
