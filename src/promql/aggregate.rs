@@ -16,12 +16,16 @@ pub fn group_labels(l: &Labels, modifier: &Option<LabelModifier>) -> Labels {
     match modifier {
         None => Labels::empty(),
         Some(LabelModifier::Include(names)) => {
-            let names: Vec<&str> = names.labels.iter().map(String::as_str).collect();
+            let mut names: Vec<&str> = names.labels.iter().map(String::as_str).collect();
+            // `by (__name__)` also groups by a name waiting to be dropped, which stays marked.
+            if names.contains(&METRIC_NAME) {
+                names.push(super::eval::DROPPED_NAME);
+            }
             l.only(&names)
         }
         Some(LabelModifier::Exclude(names)) => {
             let mut names: Vec<&str> = names.labels.iter().map(String::as_str).collect();
-            names.push(METRIC_NAME);
+            names.extend([METRIC_NAME, super::eval::DROPPED_NAME]);
             l.without(&names)
         }
     }

@@ -7,7 +7,7 @@ use promql_parser::parser::token::{self, TokenId};
 use promql_parser::parser::{BinModifier, BinaryExpr, LabelModifier, VectorMatchCardinality};
 
 use super::QueryError;
-use super::eval::{Context, drop_name};
+use super::eval::{Context, DROPPED_NAME, drop_name};
 use super::value::{Sample, Value};
 use crate::model::{Labels, METRIC_NAME};
 
@@ -112,10 +112,10 @@ fn signature(l: &Labels, matching: Option<&LabelModifier>) -> Labels {
         }
         Some(LabelModifier::Exclude(names)) => {
             let mut names: Vec<&str> = names.labels.iter().map(String::as_str).collect();
-            names.push(METRIC_NAME);
+            names.extend([METRIC_NAME, DROPPED_NAME]);
             l.without(&names)
         }
-        None => drop_name(l),
+        None => l.without(&[METRIC_NAME, DROPPED_NAME]),
     }
 }
 
@@ -208,10 +208,13 @@ fn result_labels(
     on: Option<&LabelModifier>,
     card: &VectorMatchCardinality,
 ) -> Labels {
-    let mut lb = many.builder();
-    if drops_name(op) || return_bool {
-        lb.del(METRIC_NAME);
-    }
+    let marked;
+    let mut lb = if drops_name(op) || return_bool {
+        marked = drop_name(many);
+        marked.builder()
+    } else {
+        many.builder()
+    };
     match card {
         VectorMatchCardinality::OneToOne => match on {
             Some(LabelModifier::Include(names)) => lb.retain(|n| names.labels.iter().any(|k| k == n)),

@@ -38,11 +38,17 @@ impl Context {
     }
 
     pub fn eval_instant(&self, expr: &Expr, t: i64) -> Result<Value, QueryError> {
-        let v = self.eval(expr, t)?;
-        if let Value::Vector(s) = &v {
-            check_unique(s)?;
-        }
-        Ok(v)
+        Ok(match self.eval(expr, t)? {
+            Value::Vector(s) => {
+                let s: Vec<Sample> = s.into_iter().map(|s| Sample { labels: finish_names(s.labels), v: s.v }).collect();
+                check_unique(&s)?;
+                Value::Vector(s)
+            }
+            Value::Matrix(m) => Value::Matrix(
+                m.into_iter().map(|s| RangeSeries { labels: finish_names(s.labels), points: s.points }).collect(),
+            ),
+            other => other,
+        })
     }
 
     pub fn eval_range(&self, expr: &Expr, start: i64, end: i64, step: i64) -> Result<Matrix, QueryError> {
@@ -66,8 +72,14 @@ impl Context {
             }
             t += step;
         }
-        let mut out: Matrix = by_labels.into_iter().map(|(labels, points)| RangeSeries { labels, points }).collect();
+        let mut out: Matrix = by_labels
+            .into_iter()
+            .map(|(labels, points)| RangeSeries { labels: finish_names(labels), points })
+            .collect();
         out.sort_by(|a, b| a.labels.cmp(&b.labels));
+        if out.windows(2).any(|w| w[0].labels == w[1].labels) {
+            return Err(QueryError::Execution("vector cannot contain metrics with the same labelset".into()));
+        }
         Ok(out)
     }
 
@@ -197,8 +209,35 @@ impl Context {
 }
 
 /// Labels without `__name__`.
+/// Where a metric name waits to be dropped. Prometheus 3 removes `__name__` only at the
+/// end of evaluation (delayed name removal, as its test engine runs), so `label_replace`
+/// and `label_join` can still read it and two differently named series do not collide in
+/// between; until then the name is kept under this label, which no selector, matcher or
+/// result ever shows.
+pub const DROPPED_NAME: &str = "__vigie_dropped_name__";
+
+/// Marks the metric name for removal at the end of evaluation.
 pub fn drop_name(l: &Labels) -> Labels {
-    l.without(&[crate::model::METRIC_NAME])
+    match l.get(crate::model::METRIC_NAME) {
+        Some(name) => {
+            let name = name.to_string();
+            let mut lb = l.builder();
+            lb.set(crate::model::METRIC_NAME, "");
+            lb.set(DROPPED_NAME, name);
+            lb.into_labels()
+        }
+        None => l.clone(),
+    }
+}
+
+/// The metric name of a sample, also while it waits to be dropped.
+pub fn metric_name(l: &Labels) -> &str {
+    l.get(crate::model::METRIC_NAME).or_else(|| l.get(DROPPED_NAME)).unwrap_or("")
+}
+
+/// The labels as a result shows them: names marked for removal are gone.
+pub fn finish_names(l: Labels) -> Labels {
+    if l.get(DROPPED_NAME).is_some() { l.without(&[DROPPED_NAME]) } else { l }
 }
 
 /// Prometheus rejects vectors where two elements have the same labels (e.g. after a

@@ -315,6 +315,22 @@ fn natural_cmp(a: &str, b: &str) -> std::cmp::Ordering {
     (a.len() - i).cmp(&(b.len() - j))
 }
 
+/// A label's value for `label_replace` / `label_join`: `__name__` is readable while it
+/// waits to be dropped.
+fn label_value<'a>(l: &'a Labels, name: &str) -> &'a str {
+    if name == crate::model::METRIC_NAME { super::eval::metric_name(l) } else { l.get_or_empty(name) }
+}
+
+/// Sets (or, with an empty value, removes) a label; setting `__name__` keeps the name.
+fn set_label(l: &Labels, name: &str, value: String) -> Labels {
+    let mut lb = l.builder();
+    lb.set(name.to_string(), value);
+    if name == crate::model::METRIC_NAME {
+        lb.set(super::eval::DROPPED_NAME, "");
+    }
+    lb.into_labels()
+}
+
 /// `label_join(v, dst, separator, src…)`: the source values joined into `dst`.
 fn label_join(ctx: &Context, args: &[&Expr], t: i64) -> Result<Vec<Sample>, QueryError> {
     let v = ctx.vector_arg(args[0], t)?;
@@ -326,10 +342,8 @@ fn label_join(ctx: &Context, args: &[&Expr], t: i64) -> Result<Vec<Sample>, Quer
     }
     Ok(v.into_iter()
         .map(|s| {
-            let joined = srcs.iter().map(|n| s.labels.get_or_empty(n)).collect::<Vec<_>>().join(&sep);
-            let mut lb = s.labels.builder();
-            lb.set(dst.clone(), joined);
-            Sample { labels: lb.into_labels(), v: s.v }
+            let joined = srcs.iter().map(|n| label_value(&s.labels, n)).collect::<Vec<_>>().join(&sep);
+            Sample { labels: set_label(&s.labels, &dst, joined), v: s.v }
         })
         .collect())
 }
@@ -435,12 +449,10 @@ fn label_replace(ctx: &Context, args: &[&Expr], t: i64) -> Result<Vec<Sample>, Q
     }
     Ok(v.into_iter()
         .map(|s| {
-            let Some(caps) = re.captures(s.labels.get_or_empty(&src)) else { return s };
+            let Some(caps) = re.captures(label_value(&s.labels, &src)) else { return s };
             let mut value = String::new();
             caps.expand(&repl, &mut value);
-            let mut lb = s.labels.builder();
-            lb.set(dst.clone(), value);
-            Sample { labels: lb.into_labels(), v: s.v }
+            Sample { labels: set_label(&s.labels, &dst, value), v: s.v }
         })
         .collect())
 }
