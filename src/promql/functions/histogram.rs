@@ -6,24 +6,26 @@
 
 use std::collections::BTreeMap;
 
+use super::super::eval::drop_name;
 use super::super::value::Sample;
-use crate::model::{Labels, METRIC_NAME};
+use crate::model::Labels;
 
 /// Relative difference under which two bucket counts are taken as equal.
 const SMALL_DELTA: f64 = 1e-12;
 
-/// Series grouped into histograms: labels without `__name__` and `le`, and (upper bound,
-/// count) pairs. Series without a parseable `le` are left out.
-pub fn classic_groups(v: Vec<Sample>) -> BTreeMap<Labels, Vec<(f64, f64)>> {
+/// Series grouped into histograms by their labels without `le` (the name included, so two
+/// histograms differing only by name stay apart and then collide as Prometheus reports),
+/// with (upper bound, count) pairs; the result labels have the name marked for removal.
+/// Series without a parseable `le` are left out.
+pub fn classic_groups(v: Vec<Sample>) -> Vec<(Labels, Vec<(f64, f64)>)> {
     let mut out: BTreeMap<Labels, Vec<(f64, f64)>> = BTreeMap::new();
     for s in v {
         let Ok(le) = s.labels.get_or_empty("le").parse::<f64>() else { continue };
         let mut lb = s.labels.builder();
-        lb.set(METRIC_NAME, "");
         lb.set("le", "");
         out.entry(lb.into_labels()).or_default().push((le, s.v));
     }
-    out
+    out.into_iter().map(|(l, b)| (drop_name(&l), b)).collect()
 }
 
 /// Prometheus's `almost.Equal`.
