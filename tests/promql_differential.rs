@@ -189,14 +189,17 @@ fn close(a: f64, b: f64) -> bool {
     (a.is_nan() && b.is_nan()) || a == b || (a - b).abs() <= 1e-9 * a.abs().max(b.abs())
 }
 
-/// The result as (labels, [(t, value)]) sorted by labels, for any result type.
-fn normalise(resp: &Value) -> Result<Vec<(String, Vec<(f64, f64)>)>, String> {
+/// A result as (labels as JSON, [(t, value)]) per series, sorted by labels.
+type Series = Vec<(String, Vec<(f64, f64)>)>;
+
+/// The result of any type in one shape.
+fn normalise(resp: &Value) -> Result<Series, String> {
     if resp["status"] != "success" {
         return Err(format!("{}: {}", resp["errorType"], resp["error"]));
     }
     let data = &resp["data"];
     let pair = |p: &Value| (p[0].as_f64().unwrap(), num(&p[1]));
-    let mut out: Vec<(String, Vec<(f64, f64)>)> = match data["resultType"].as_str().unwrap() {
+    let mut out: Series = match data["resultType"].as_str().unwrap() {
         "scalar" | "string" => vec![(String::new(), vec![pair(&data["result"])])],
         _ => data["result"]
             .as_array()
