@@ -31,6 +31,33 @@ pub fn group_labels(l: &Labels, modifier: &Option<LabelModifier>) -> Labels {
     }
 }
 
+/// The labels [`group_labels`] keeps, as pairs in label order, without building them.
+fn grouping_pairs<'a>(l: &'a Labels, modifier: &'a Option<LabelModifier>) -> impl Iterator<Item = (&'a str, &'a str)> {
+    let dropped = super::eval::DROPPED_NAME;
+    l.iter()
+        .filter(move |x| match modifier {
+            None => false,
+            Some(LabelModifier::Include(names)) => {
+                names.labels.iter().any(|n| *n == x.name || (n == METRIC_NAME && x.name == dropped))
+            }
+            Some(LabelModifier::Exclude(names)) => {
+                x.name != METRIC_NAME && x.name != dropped && !names.labels.iter().any(|n| *n == x.name)
+            }
+        })
+        .map(|x| (x.name.as_str(), x.value.as_str()))
+}
+
+fn grouping_hash(l: &Labels, modifier: &Option<LabelModifier>) -> u64 {
+    let mut h = xxhash_rust::xxh3::Xxh3::new();
+    for (n, v) in grouping_pairs(l, modifier) {
+        h.update(n.as_bytes());
+        h.update(&[0xff]);
+        h.update(v.as_bytes());
+        h.update(&[0xff]);
+    }
+    h.digest()
+}
+
 /// Kahan–Babuška summation, as Prometheus 3 uses for `sum` and `avg`.
 #[derive(Default, Clone, Copy)]
 struct KahanSum {
@@ -85,22 +112,34 @@ pub fn eval(ctx: &Context, a: &AggregateExpr, t: i64) -> Result<Value, QueryErro
     }
     let q = if op == token::T_QUANTILE { Some(param_scalar(ctx, a, t)?) } else { None };
 
-    let mut groups: HashMap<Labels, Group> = HashMap::new();
-    let mut order: Vec<Labels> = Vec::new();
+    // Groups found by a hash of the grouping labels' pairs, compared pair by pair: a
+    // sample costs no allocation unless it opens a new group.
+    let mut groups: Vec<Group> = Vec::new();
+    let mut by_hash: HashMap<u64, Vec<usize>> = HashMap::new();
     for s in input {
-        let key = group_labels(&s.labels, &a.modifier);
-        let g = groups.entry(key.clone()).or_insert_with(|| {
-            order.push(key.clone());
-            Group {
-                labels: key,
-                count: 0,
-                sum: KahanSum::default(),
-                value: s.v,
-                mean: 0.0,
-                m2: 0.0,
-                values: Vec::new(),
-            }
+        let hash = grouping_hash(&s.labels, &a.modifier);
+        let slot = by_hash.entry(hash).or_default();
+        let found = slot.iter().copied().find(|&i| {
+            grouping_pairs(&s.labels, &a.modifier)
+                .eq(groups[i].labels.iter().map(|l| (l.name.as_str(), l.value.as_str())))
         });
+        let i = match found {
+            Some(i) => i,
+            None => {
+                groups.push(Group {
+                    labels: group_labels(&s.labels, &a.modifier),
+                    count: 0,
+                    sum: KahanSum::default(),
+                    value: s.v,
+                    mean: 0.0,
+                    m2: 0.0,
+                    values: Vec::new(),
+                });
+                slot.push(groups.len() - 1);
+                groups.len() - 1
+            }
+        };
+        let g = &mut groups[i];
         g.count += 1;
         g.sum.add(s.v);
         match op {
@@ -115,9 +154,8 @@ pub fn eval(ctx: &Context, a: &AggregateExpr, t: i64) -> Result<Value, QueryErro
             _ => {}
         }
     }
-    let mut out = Vec::with_capacity(order.len());
-    for key in order {
-        let g = groups.remove(&key).expect("group recorded in order");
+    let mut out = Vec::with_capacity(groups.len());
+    for g in groups {
         let v = match op {
             token::T_SUM => g.sum.value(),
             token::T_AVG => g.sum.value() / g.count as f64,

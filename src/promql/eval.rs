@@ -153,6 +153,34 @@ impl Context {
         RangeArg { series, start, end }
     }
 
+    /// Calls `f` with each series' samples in the selector's window, borrowed from the
+    /// loaded data (copied only when the window holds a stale marker to leave out); series
+    /// with no sample there are skipped. The fast path of range functions: no per-step
+    /// allocation for the window or the labels.
+    pub fn for_each_window(&self, ms: &MatrixSelector, t: i64, mut f: impl FnMut(&Labels, &[Point], i64, i64)) {
+        let end = self.effective_time(&ms.vs, t);
+        let start = end - ms.range.as_millis() as i64;
+        let Some(all) = self.loaded.get(&preload::key(&ms.vs)) else { return };
+        let mut scratch: Vec<Point> = Vec::new();
+        for s in all {
+            let lo = s.points.partition_point(|p| p.t <= start);
+            let hi = s.points.partition_point(|p| p.t <= end).max(lo);
+            let window = &s.points[lo..hi];
+            if window.is_empty() {
+                continue;
+            }
+            if window.iter().any(|p| is_stale_nan(p.v)) {
+                scratch.clear();
+                scratch.extend(window.iter().copied().filter(|p| !is_stale_nan(p.v)));
+                if !scratch.is_empty() {
+                    f(&s.labels, &scratch, start, end);
+                }
+            } else {
+                f(&s.labels, window, start, end);
+            }
+        }
+    }
+
     /// Evaluates the inner expression at each subquery step inside `(t - range, t]`.
     pub fn subquery(&self, sq: &SubqueryExpr, t: i64) -> Result<RangeArg, QueryError> {
         let end = preload::at_ms(&sq.at, &self.w).unwrap_or(t) - preload::offset_ms(&sq.offset);

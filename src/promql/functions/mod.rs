@@ -209,6 +209,19 @@ fn range_fn(
     t: i64,
     f: impl Fn(&[Point], i64, i64) -> Option<f64>,
 ) -> Result<Vec<Sample>, QueryError> {
+    let mut arg = args[0];
+    while let Expr::Paren(p) = arg {
+        arg = &p.expr;
+    }
+    if let Expr::MatrixSelector(ms) = arg {
+        let mut out = Vec::new();
+        ctx.for_each_window(ms, t, |labels, points, start, end| {
+            if let Some(v) = f(points, start, end) {
+                out.push(Sample { labels: drop_name(labels), v });
+            }
+        });
+        return Ok(out);
+    }
     let RangeArg { series, start, end } = ctx.range_arg(args[0], t)?;
     Ok(series
         .into_iter()
