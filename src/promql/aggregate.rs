@@ -41,7 +41,7 @@ fn grouping_pairs<'a>(l: &'a Labels, modifier: &'a Option<LabelModifier>) -> imp
                 names.labels.iter().any(|n| *n == x.name || (n == METRIC_NAME && x.name == dropped))
             }
             Some(LabelModifier::Exclude(names)) => {
-                x.name != METRIC_NAME && x.name != dropped && !names.labels.iter().any(|n| *n == x.name)
+                x.name != METRIC_NAME && x.name != dropped && !names.labels.contains(&x.name)
             }
         })
         .map(|x| (x.name.as_str(), x.value.as_str()))
