@@ -26,14 +26,15 @@ pub struct Label {
 }
 
 /// An immutable label set, sorted by name. Empty values are never stored: setting a label to
-/// `""` is the same as not having it, as everywhere in Prometheus.
+/// `""` is the same as not having it, as everywhere in Prometheus. Shared: cloning is a
+/// reference-count increment (a query hands the same series' labels to every step).
 #[derive(Clone, Debug, Default, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub struct Labels(Vec<Label>);
+pub struct Labels(std::sync::Arc<[Label]>);
 
 impl Labels {
     /// The empty label set.
     pub fn empty() -> Self {
-        Labels(Vec::new())
+        Labels(std::sync::Arc::from([]))
     }
 
     /// Builds a label set from pairs; later duplicates win, empty values are dropped.
@@ -49,7 +50,7 @@ impl Labels {
             }
         }
         out.retain(|l| !l.value.is_empty());
-        Labels(out)
+        Labels(out.into())
     }
 
     /// Builds from labels already sorted by name with unique names and no empty values.
@@ -57,7 +58,7 @@ impl Labels {
     pub fn from_sorted(v: Vec<Label>) -> Self {
         debug_assert!(v.windows(2).all(|w| w[0].name < w[1].name), "labels not sorted/unique");
         debug_assert!(v.iter().all(|l| !l.value.is_empty()), "empty label value");
-        Labels(v)
+        Labels(v.into())
     }
 
     /// The value of `name`, if set.
@@ -116,8 +117,14 @@ impl Labels {
         Labels(self.0.iter().filter(|l| names.contains(&l.name.as_str())).cloned().collect())
     }
 
+    /// Where the shared label data lives: equal for clones of one label set (a cache key;
+    /// only meaningful while that set is alive).
+    pub fn address(&self) -> usize {
+        self.0.as_ptr() as usize
+    }
+
     pub fn into_vec(self) -> Vec<Label> {
-        self.0
+        self.0.to_vec()
     }
 }
 

@@ -16,6 +16,10 @@ const DEFAULT_SUBQUERY_STEP_MS: i64 = 60_000;
 pub struct Context {
     loaded: Loaded,
     pub(super) w: Window,
+    /// `drop_name` results by the address of the input labels, which each entry keeps
+    /// alive (so an address is never reused while cached): a range query drops the same
+    /// series' name at every step.
+    name_drops: std::cell::RefCell<HashMap<usize, (Labels, Labels)>>,
 }
 
 /// A range vector with the window it was selected over (rate needs the boundaries).
@@ -34,7 +38,7 @@ impl Context {
             default_step: DEFAULT_SUBQUERY_STEP_MS,
         };
         let loaded = preload::preload(expr, q, &w, start, end)?;
-        Ok(Context { loaded, w })
+        Ok(Context { loaded, w, name_drops: Default::default() })
     }
 
     pub fn eval_instant(&self, expr: &Expr, t: i64) -> Result<Value, QueryError> {
@@ -246,15 +250,27 @@ pub const DROPPED_NAME: &str = "__vigie_dropped_name__";
 
 /// Marks the metric name for removal at the end of evaluation.
 pub fn drop_name(l: &Labels) -> Labels {
-    match l.get(crate::model::METRIC_NAME) {
-        Some(name) => {
-            let name = name.to_string();
-            let mut lb = l.builder();
-            lb.set(crate::model::METRIC_NAME, "");
-            lb.set(DROPPED_NAME, name);
-            lb.into_labels()
+    let Some(name) = l.get(crate::model::METRIC_NAME) else { return l.clone() };
+    let mut v: Vec<crate::model::Label> = Vec::with_capacity(l.len());
+    v.extend(l.iter().filter(|x| x.name != crate::model::METRIC_NAME).cloned());
+    let at = v.partition_point(|x| x.name.as_str() < DROPPED_NAME);
+    v.insert(at, crate::model::Label { name: DROPPED_NAME.to_string(), value: name.to_string() });
+    Labels::from_sorted(v)
+}
+
+impl Context {
+    /// [`drop_name`], computed once per distinct input label set of the query.
+    pub fn drop_name(&self, l: &Labels) -> Labels {
+        if l.get(crate::model::METRIC_NAME).is_none() {
+            return l.clone();
         }
-        None => l.clone(),
+        let key = l.address();
+        if let Some((_, out)) = self.name_drops.borrow().get(&key) {
+            return out.clone();
+        }
+        let out = drop_name(l);
+        self.name_drops.borrow_mut().insert(key, (l.clone(), out.clone()));
+        out
     }
 }
 

@@ -217,7 +217,7 @@ fn range_fn(
         let mut out = Vec::new();
         ctx.for_each_window(ms, t, |labels, points, start, end| {
             if let Some(v) = f(points, start, end) {
-                out.push(Sample { labels: drop_name(labels), v });
+                out.push(Sample { labels: ctx.drop_name(labels), v });
             }
         });
         return Ok(out);
@@ -225,7 +225,7 @@ fn range_fn(
     let RangeArg { series, start, end } = ctx.range_arg(args[0], t)?;
     Ok(series
         .into_iter()
-        .filter_map(|s| f(&s.points, start, end).map(|v| Sample { labels: drop_name(&s.labels), v }))
+        .filter_map(|s| f(&s.points, start, end).map(|v| Sample { labels: ctx.drop_name(&s.labels), v }))
         .collect())
 }
 
@@ -240,7 +240,11 @@ fn keep_name_range(
 }
 
 fn math(ctx: &Context, args: &[&Expr], t: i64, f: impl Fn(f64) -> f64) -> Result<Vec<Sample>, QueryError> {
-    Ok(ctx.vector_arg(args[0], t)?.into_iter().map(|s| Sample { labels: drop_name(&s.labels), v: f(s.v) }).collect())
+    Ok(ctx
+        .vector_arg(args[0], t)?
+        .into_iter()
+        .map(|s| Sample { labels: ctx.drop_name(&s.labels), v: f(s.v) })
+        .collect())
 }
 
 /// `absent(…)` / `absent_over_time(…)`: one sample of value 1 when nothing is present,
