@@ -20,6 +20,17 @@ pub struct Context {
     /// alive (so an address is never reused while cached): a range query drops the same
     /// series' name at every step.
     name_drops: std::cell::RefCell<HashMap<usize, (Labels, Labels)>>,
+    /// The steps of the range query being evaluated (start, end, step).
+    pub(super) steps: std::cell::Cell<Option<(i64, i64, i64)>>,
+    /// Range-function results for every step at once, by the address of the call: computed
+    /// series by series (each series' samples stay in cache across its steps), then read
+    /// one step at a time.
+    pub(super) step_columns: std::cell::RefCell<HashMap<usize, std::rc::Rc<StepColumns>>>,
+}
+
+/// A range function's value per series (name dropped) at each step of the range query.
+pub struct StepColumns {
+    pub series: Vec<(Labels, Vec<Option<f64>>)>,
 }
 
 /// A range vector with the window it was selected over (rate needs the boundaries).
@@ -38,7 +49,13 @@ impl Context {
             default_step: DEFAULT_SUBQUERY_STEP_MS,
         };
         let loaded = preload::preload(expr, q, &w, start, end)?;
-        Ok(Context { loaded, w, name_drops: Default::default() })
+        Ok(Context {
+            loaded,
+            w,
+            name_drops: Default::default(),
+            steps: Default::default(),
+            step_columns: Default::default(),
+        })
     }
 
     pub fn eval_instant(&self, expr: &Expr, t: i64) -> Result<Value, QueryError> {
@@ -56,6 +73,7 @@ impl Context {
     }
 
     pub fn eval_range(&self, expr: &Expr, start: i64, end: i64, step: i64) -> Result<Matrix, QueryError> {
+        self.steps.set(Some((start, end, step)));
         let mut by_labels: HashMap<Labels, Vec<Point>> = HashMap::new();
         let mut t = start;
         while t <= end {
@@ -155,6 +173,17 @@ impl Context {
             })
             .unwrap_or_default();
         RangeArg { series, start, end }
+    }
+
+    /// The samples a matrix selector reads, per series, for every step of the query.
+    pub fn loaded_for(&self, vs: &VectorSelector) -> &[crate::tsdb::SeriesData] {
+        self.loaded.get(&preload::key(vs)).map_or(&[], Vec::as_slice)
+    }
+
+    /// The window `(start, end]` of a matrix selector evaluated at `t`.
+    pub fn window_bounds(&self, ms: &MatrixSelector, t: i64) -> (i64, i64) {
+        let end = self.effective_time(&ms.vs, t);
+        (end - ms.range.as_millis() as i64, end)
     }
 
     /// Calls `f` with each series' samples in the selector's window, borrowed from the

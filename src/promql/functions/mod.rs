@@ -22,17 +22,21 @@ pub fn eval(ctx: &Context, call: &Call, t: i64) -> Result<Value, QueryError> {
     let name = call.func.name;
     let args: Vec<&Expr> = call.args.args.iter().map(|b| b.as_ref()).collect();
     let out = match name {
-        "rate" => range_fn(ctx, &args, t, |r, s, e| extrapolated(r, s, e, true, true))?,
-        "increase" => range_fn(ctx, &args, t, |r, s, e| extrapolated(r, s, e, true, false))?,
-        "delta" => range_fn(ctx, &args, t, |r, s, e| extrapolated(r, s, e, false, false))?,
-        "irate" => range_fn(ctx, &args, t, |r, _, _| instant_delta(r, true))?,
-        "idelta" => range_fn(ctx, &args, t, |r, _, _| instant_delta(r, false))?,
-        "sum_over_time" => range_fn(ctx, &args, t, |r, _, _| over_time::sum(r))?,
-        "count_over_time" => range_fn(ctx, &args, t, |r, _, _| Some(r.len() as f64))?,
-        "avg_over_time" => range_fn(ctx, &args, t, |r, _, _| over_time::avg(r))?,
-        "ts_of_min_over_time" => range_fn(ctx, &args, t, |r, _, _| over_time::ts_of(r, |v, best| v <= best))?,
-        "ts_of_max_over_time" => range_fn(ctx, &args, t, |r, _, _| over_time::ts_of(r, |v, best| v >= best))?,
-        "ts_of_last_over_time" => range_fn(ctx, &args, t, |r, _, _| r.last().map(|p| p.t as f64 / 1000.0))?,
+        "rate" => range_fn(ctx, Some(call), &args, t, |r, s, e| extrapolated(r, s, e, true, true))?,
+        "increase" => range_fn(ctx, Some(call), &args, t, |r, s, e| extrapolated(r, s, e, true, false))?,
+        "delta" => range_fn(ctx, Some(call), &args, t, |r, s, e| extrapolated(r, s, e, false, false))?,
+        "irate" => range_fn(ctx, Some(call), &args, t, |r, _, _| instant_delta(r, true))?,
+        "idelta" => range_fn(ctx, Some(call), &args, t, |r, _, _| instant_delta(r, false))?,
+        "sum_over_time" => range_fn(ctx, Some(call), &args, t, |r, _, _| over_time::sum(r))?,
+        "count_over_time" => range_fn(ctx, Some(call), &args, t, |r, _, _| Some(r.len() as f64))?,
+        "avg_over_time" => range_fn(ctx, Some(call), &args, t, |r, _, _| over_time::avg(r))?,
+        "ts_of_min_over_time" => {
+            range_fn(ctx, Some(call), &args, t, |r, _, _| over_time::ts_of(r, |v, best| v <= best))?
+        }
+        "ts_of_max_over_time" => {
+            range_fn(ctx, Some(call), &args, t, |r, _, _| over_time::ts_of(r, |v, best| v >= best))?
+        }
+        "ts_of_last_over_time" => range_fn(ctx, Some(call), &args, t, |r, _, _| r.last().map(|p| p.t as f64 / 1000.0))?,
         "double_exponential_smoothing" => {
             let (sf, tf) = (ctx.scalar_arg(args[1], t)?, ctx.scalar_arg(args[2], t)?);
             if sf <= 0.0 || sf >= 1.0 {
@@ -43,7 +47,7 @@ pub fn eval(ctx: &Context, call: &Call, t: i64) -> Result<Value, QueryError> {
             if tf <= 0.0 || tf >= 1.0 {
                 return Err(QueryError::Execution(format!("invalid trend factor. Expected: 0 < tf < 1, got: {tf:.6}")));
             }
-            range_fn(ctx, &args[..1], t, |r, _, _| over_time::double_exponential_smoothing(r, sf, tf))?
+            range_fn(ctx, None, &args[..1], t, |r, _, _| over_time::double_exponential_smoothing(r, sf, tf))?
         }
         "timestamp" => timestamp(ctx, args[0], t)?,
         "sort" | "sort_desc" => {
@@ -89,28 +93,28 @@ pub fn eval(ctx: &Context, call: &Call, t: i64) -> Result<Value, QueryError> {
                 .map(|(labels, b)| Sample { labels, v: histogram::bucket_fraction(lower, upper, b) })
                 .collect()
         }
-        "min_over_time" => range_fn(ctx, &args, t, |r, _, _| fold_nan_aware(r, |a, b| b < a))?,
-        "max_over_time" => range_fn(ctx, &args, t, |r, _, _| fold_nan_aware(r, |a, b| b > a))?,
+        "min_over_time" => range_fn(ctx, Some(call), &args, t, |r, _, _| fold_nan_aware(r, |a, b| b < a))?,
+        "max_over_time" => range_fn(ctx, Some(call), &args, t, |r, _, _| fold_nan_aware(r, |a, b| b > a))?,
         "last_over_time" => return keep_name_range(ctx, &args, t, |r| r.last().map(|p| p.v)),
-        "present_over_time" => range_fn(ctx, &args, t, |_, _, _| Some(1.0))?,
-        "stdvar_over_time" => range_fn(ctx, &args, t, |r, _, _| over_time::variance(r))?,
-        "stddev_over_time" => range_fn(ctx, &args, t, |r, _, _| over_time::variance(r).map(f64::sqrt))?,
-        "mad_over_time" => range_fn(ctx, &args, t, |r, _, _| over_time::mad(r))?,
+        "present_over_time" => range_fn(ctx, Some(call), &args, t, |_, _, _| Some(1.0))?,
+        "stdvar_over_time" => range_fn(ctx, Some(call), &args, t, |r, _, _| over_time::variance(r))?,
+        "stddev_over_time" => range_fn(ctx, Some(call), &args, t, |r, _, _| over_time::variance(r).map(f64::sqrt))?,
+        "mad_over_time" => range_fn(ctx, Some(call), &args, t, |r, _, _| over_time::mad(r))?,
         "quantile_over_time" => {
             let phi = ctx.scalar_arg(args[0], t)?;
-            range_fn(ctx, &args[1..], t, |r, _, _| {
+            range_fn(ctx, None, &args[1..], t, |r, _, _| {
                 over_time::quantile(phi, &mut r.iter().map(|p| p.v).collect::<Vec<_>>())
             })?
         }
-        "changes" => range_fn(ctx, &args, t, |r, _, _| over_time::changes(r))?,
-        "resets" => range_fn(ctx, &args, t, |r, _, _| over_time::resets(r))?,
-        "deriv" => range_fn(ctx, &args, t, |r, _, _| {
+        "changes" => range_fn(ctx, Some(call), &args, t, |r, _, _| over_time::changes(r))?,
+        "resets" => range_fn(ctx, Some(call), &args, t, |r, _, _| over_time::resets(r))?,
+        "deriv" => range_fn(ctx, Some(call), &args, t, |r, _, _| {
             r.first().and_then(|f| over_time::linear_regression(r, f.t)).map(|(slope, _)| slope)
         })?,
         "predict_linear" => {
             let ahead = ctx.scalar_arg(args[1], t)?;
             // The intercept is at the evaluation time, not at the window's end (`@`).
-            range_fn(ctx, &args[..1], t, |r, _, _| {
+            range_fn(ctx, None, &args[..1], t, |r, _, _| {
                 over_time::linear_regression(r, t).map(|(slope, intercept)| slope * ahead + intercept)
             })?
         }
@@ -203,8 +207,12 @@ pub fn eval(ctx: &Context, call: &Call, t: i64) -> Result<Value, QueryError> {
     Ok(Value::Vector(out))
 }
 
+/// A range function over its range argument. `call` is given when the value depends on
+/// nothing but the window (no other argument): then, inside a range query, the values of
+/// every step are computed at once, series by series.
 fn range_fn(
     ctx: &Context,
+    call: Option<&Call>,
     args: &[&Expr],
     t: i64,
     f: impl Fn(&[Point], i64, i64) -> Option<f64>,
@@ -212,6 +220,28 @@ fn range_fn(
     let mut arg = args[0];
     while let Expr::Paren(p) = arg {
         arg = &p.expr;
+    }
+    if let (Some(call), Some((first, last, step)), Expr::MatrixSelector(ms)) = (call, ctx.steps.get(), arg)
+        && t >= first
+        && t <= last
+        && (t - first) % step == 0
+    {
+        let key = call as *const Call as usize;
+        let cached = ctx.step_columns.borrow().get(&key).cloned();
+        let columns = match cached {
+            Some(c) => c,
+            None => {
+                let c = std::rc::Rc::new(step_columns(ctx, ms, (first, last, step), &f));
+                ctx.step_columns.borrow_mut().insert(key, c.clone());
+                c
+            }
+        };
+        let k = ((t - first) / step) as usize;
+        return Ok(columns
+            .series
+            .iter()
+            .filter_map(|(labels, values)| values[k].map(|v| Sample { labels: labels.clone(), v }))
+            .collect());
     }
     if let Expr::MatrixSelector(ms) = arg {
         let mut out = Vec::new();
@@ -227,6 +257,42 @@ fn range_fn(
         .into_iter()
         .filter_map(|s| f(&s.points, start, end).map(|v| Sample { labels: ctx.drop_name(&s.labels), v }))
         .collect())
+}
+
+/// `f` over the window of every step, series by series, as [`Context::for_each_window`]
+/// would give them one step at a time.
+fn step_columns(
+    ctx: &Context,
+    ms: &promql_parser::parser::MatrixSelector,
+    (first, last, step): (i64, i64, i64),
+    f: &impl Fn(&[Point], i64, i64) -> Option<f64>,
+) -> super::eval::StepColumns {
+    let n = ((last - first) / step + 1) as usize;
+    let mut series = Vec::new();
+    let mut scratch: Vec<Point> = Vec::new();
+    for s in ctx.loaded_for(&ms.vs) {
+        let mut values: Vec<Option<f64>> = vec![None; n];
+        let mut any = false;
+        for (k, value) in values.iter_mut().enumerate() {
+            let (start, end) = ctx.window_bounds(ms, first + k as i64 * step);
+            let lo = s.points.partition_point(|p| p.t <= start);
+            let hi = s.points.partition_point(|p| p.t <= end).max(lo);
+            let mut window = &s.points[lo..hi];
+            if window.iter().any(|p| crate::model::is_stale_nan(p.v)) {
+                scratch.clear();
+                scratch.extend(window.iter().copied().filter(|p| !crate::model::is_stale_nan(p.v)));
+                window = &scratch;
+            }
+            if !window.is_empty() {
+                *value = f(window, start, end);
+                any |= value.is_some();
+            }
+        }
+        if any {
+            series.push((ctx.drop_name(&s.labels), values));
+        }
+    }
+    super::eval::StepColumns { series }
 }
 
 fn keep_name_range(
