@@ -54,6 +54,42 @@ fn matrix_json(m: &[RangeSeries]) -> Json {
     )
 }
 
+/// A whole range-query response written straight into bytes: a result can hold millions
+/// of points, and a JSON value tree would allocate several times per point.
+fn matrix_response(m: &[RangeSeries]) -> Response {
+    let points: usize = m.iter().map(|s| s.points.len()).sum();
+    let mut out: Vec<u8> = Vec::with_capacity(64 + points * 24);
+    out.extend_from_slice(br#"{"status":"success","data":{"resultType":"matrix","result":["#);
+    for (i, s) in m.iter().enumerate() {
+        if i > 0 {
+            out.push(b',');
+        }
+        out.extend_from_slice(br#"{"metric":{"#);
+        for (j, l) in s.labels.iter().enumerate() {
+            if j > 0 {
+                out.push(b',');
+            }
+            let _ = serde_json::to_writer(&mut out, &l.name);
+            out.push(b':');
+            let _ = serde_json::to_writer(&mut out, &l.value);
+        }
+        out.extend_from_slice(br#"},"values":["#);
+        for (j, p) in s.points.iter().enumerate() {
+            if j > 0 {
+                out.push(b',');
+            }
+            out.push(b'[');
+            let _ = serde_json::to_writer(&mut out, &ts_json(p.t));
+            out.extend_from_slice(b",\"");
+            out.extend_from_slice(format_value(p.v).as_bytes());
+            out.extend_from_slice(b"\"]");
+        }
+        out.extend_from_slice(b"]}");
+    }
+    out.extend_from_slice(b"]}}");
+    ([(axum::http::header::CONTENT_TYPE, "application/json")], out).into_response()
+}
+
 async fn evaluate<T: Send + 'static>(
     f: impl FnOnce() -> Result<T, promql::QueryError> + Send + 'static,
 ) -> Result<T, ApiError> {
@@ -116,7 +152,7 @@ pub async fn query_range(State(s): St, method: Method, uri: Uri, headers: Header
         }
         let engine = s.engine.clone();
         let m = evaluate(move || engine.range(&q, start, end, step)).await?;
-        Ok::<_, ApiError>(success(json!({"resultType": "matrix", "result": matrix_json(&m)})))
+        Ok::<_, ApiError>(matrix_response(&m))
     };
     run.await.unwrap_or_else(IntoResponse::into_response)
 }
@@ -343,4 +379,36 @@ pub async fn not_found(uri: Uri) -> Response {
             .into_response();
     }
     (StatusCode::NOT_FOUND, "404 page not found\n").into_response()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::tsdb::Point;
+
+    #[test]
+    fn written_matrix_equals_the_json_tree() {
+        let m = vec![
+            RangeSeries {
+                labels: Labels::from_pairs([("__name__", "m"), ("q", "a \"quoted\"\n\\ value")]),
+                points: vec![
+                    Point { t: 1_435_781_451_781, v: 1.5 },
+                    Point { t: 1_435_781_452_000, v: f64::NAN },
+                    Point { t: 1_435_781_452_450, v: f64::NEG_INFINITY },
+                    Point { t: -1_500, v: 1e-300 },
+                ],
+            },
+            RangeSeries { labels: Labels::empty(), points: vec![Point { t: 0, v: 0.0 }] },
+        ];
+        let resp = matrix_response(&m);
+        let body = futures_body(resp);
+        let got: Json = serde_json::from_slice(&body).unwrap();
+        let want = json!({"status": "success", "data": {"resultType": "matrix", "result": matrix_json(&m)}});
+        assert_eq!(got, want);
+    }
+
+    fn futures_body(resp: Response) -> Vec<u8> {
+        let rt = tokio::runtime::Builder::new_current_thread().build().unwrap();
+        rt.block_on(async { axum::body::to_bytes(resp.into_body(), usize::MAX).await.unwrap().to_vec() })
+    }
 }
