@@ -203,7 +203,11 @@ pub fn eval(ctx: &Context, call: &Call, t: i64) -> Result<Value, QueryError> {
         "label_replace" => label_replace(ctx, &args, t)?,
         other => return Err(QueryError::Execution(format!("function {other:?} is not supported yet"))),
     };
-    check_unique(&out)?;
+    // Names are only marked for removal until the end, so every other function keeps its
+    // input's distinct label sets; these rewrite labels and can make two series one.
+    if matches!(name, "label_replace" | "label_join" | "histogram_quantile" | "histogram_fraction") {
+        check_unique(&out)?;
+    }
     Ok(Value::Vector(out))
 }
 
