@@ -93,18 +93,11 @@ def generate(path, base):
         f.write("# EOF\n")
 
 
-def hwm_kb(pid):
+def status_kb(pid, key):
+    """A `/proc/PID/status` figure in kB (`VmHWM`, `VmRSS`)."""
     with open(f"/proc/{pid}/status") as f:
         for line in f:
-            if line.startswith("VmHWM:"):
-                return int(line.split()[1])
-    return 0
-
-
-def rss_kb(pid):
-    with open(f"/proc/{pid}/status") as f:
-        for line in f:
-            if line.startswith("VmRSS:"):
+            if line.startswith(key + ":"):
                 return int(line.split()[1])
     return 0
 
@@ -164,12 +157,12 @@ def main():
             time.sleep(2)
             start, end = base + 2 * 3600, base + 3 * 3600
             results[name] = [timed(ports[name], q, start, end, args.runs) for q, _ in QUERIES]
-            before = rss_kb(p.pid)
+            before = status_kb(p.pid, "VmRSS")
             path = "/api/v1/query?" + urllib.parse.urlencode({"query": BIG_QUERY, "time": base + POINTS * STEP_S})
             t0 = time.perf_counter()
             big = json.loads(get(ports[name], path))
             big_s = time.perf_counter() - t0
-            results[name].append((big_s, big["data"]["result"][0]["value"][1], max(0, hwm_kb(p.pid) - before)))
+            results[name].append((big_s, big["data"]["result"][0]["value"][1], max(0, status_kb(p.pid, "VmHWM") - before)))
             p.send_signal(signal.SIGTERM)
             p.wait(30)
         print(f"\n{'query (1 h range, 15 s step)':<34}{'vigie ms':>10}{'prom ms':>10}{'ratio':>8}{'series':>8}")

@@ -20,24 +20,10 @@ fn imported_file_is_served_and_promtool_accepts_it_too() {
     }
     text.push_str("# EOF\n");
     std::fs::write(&file, text).unwrap();
-    let promtool = require("promtool", "prometheus");
-    let out = Command::new(promtool)
-        .args(["tsdb", "create-blocks-from", "openmetrics"])
-        .arg(&file)
-        .arg(dir.path().join("prom"))
-        .output()
-        .unwrap();
-    assert!(out.status.success(), "promtool: {}", String::from_utf8_lossy(&out.stderr));
-    let out = Command::new(env!("CARGO_BIN_EXE_vigie"))
-        .args(["import", "openmetrics"])
-        .arg(&file)
-        .arg("--data-dir")
-        .arg(dir.path().join("data"))
-        .output()
-        .unwrap();
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
-    assert!(String::from_utf8_lossy(&out.stdout).contains("imported 20000 samples of 20 series"));
-    assert!(String::from_utf8_lossy(&out.stderr).contains("100%"), "progress is shown");
+    promtool_backfill(&file, &dir.path().join("prom"));
+    let (stdout, stderr) = vigie_import(&file, &dir.path().join("data"));
+    assert!(stdout.contains("imported 20000 samples of 20 series"), "{stdout}");
+    assert!(stderr.contains("100%"), "progress is shown");
 
     let v = Vigie::start(dir.path(), &["--discovery", "none"]);
     let q = format!("sum(count_over_time(job_x_total[1d] @ {}))", base + 1000 * 30);

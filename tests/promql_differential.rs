@@ -235,7 +235,6 @@ fn compare(what: &str, v: &Value, p: &Value) -> Option<String> {
 #[test]
 fn queries_agree_with_prometheus_on_the_same_data() {
     let prometheus = require("prometheus", "prometheus");
-    let promtool = require("promtool", "prometheus");
     let dir = tempfile::tempdir().unwrap();
     let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs() as i64;
     // Two hours that ended an hour ago, aligned to a minute.
@@ -243,21 +242,8 @@ fn queries_agree_with_prometheus_on_the_same_data() {
     let file = dir.path().join("data.om");
     std::fs::write(&file, data(base)).unwrap();
 
-    let out = Command::new(&promtool)
-        .args(["tsdb", "create-blocks-from", "openmetrics"])
-        .arg(&file)
-        .arg(dir.path().join("prom"))
-        .output()
-        .unwrap();
-    assert!(out.status.success(), "promtool: {}", String::from_utf8_lossy(&out.stderr));
-    let out = Command::new(env!("CARGO_BIN_EXE_vigie"))
-        .args(["import", "openmetrics"])
-        .arg(&file)
-        .arg("--data-dir")
-        .arg(dir.path().join("data"))
-        .output()
-        .unwrap();
-    assert!(out.status.success(), "vigie import: {}", String::from_utf8_lossy(&out.stderr));
+    promtool_backfill(&file, &dir.path().join("prom"));
+    vigie_import(&file, &dir.path().join("data"));
 
     let vigie = Vigie::start(dir.path(), &["--discovery", "none"]);
     let cfg = dir.path().join("prometheus.yml");

@@ -173,6 +173,29 @@ pub fn urlencode(s: &str) -> String {
         .collect()
 }
 
+/// Backfills an OpenMetrics file with the real `promtool tsdb create-blocks-from
+/// openmetrics` into `out`; panics with promtool's error.
+pub fn promtool_backfill(file: &Path, out: &Path) {
+    let promtool = require("promtool", "prometheus");
+    let r =
+        Command::new(promtool).args(["tsdb", "create-blocks-from", "openmetrics"]).arg(file).arg(out).output().unwrap();
+    assert!(r.status.success(), "promtool: {}", String::from_utf8_lossy(&r.stderr));
+}
+
+/// `vigie import openmetrics FILE --data-dir DIR`; returns its stdout and stderr.
+pub fn vigie_import(file: &Path, data_dir: &Path) -> (String, String) {
+    let r = Command::new(env!("CARGO_BIN_EXE_vigie"))
+        .args(["import", "openmetrics"])
+        .arg(file)
+        .arg("--data-dir")
+        .arg(data_dir)
+        .output()
+        .unwrap();
+    let (out, err) = (String::from_utf8_lossy(&r.stdout).to_string(), String::from_utf8_lossy(&r.stderr).to_string());
+    assert!(r.status.success(), "vigie import: {err}");
+    (out, err)
+}
+
 /// Starts the Debian prometheus-node-exporter on a free loopback port.
 pub fn node_exporter(dir: &Path, name: &str) -> (Proc, u16) {
     let bin = require("prometheus-node-exporter", "prometheus-node-exporter");

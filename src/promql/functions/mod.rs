@@ -102,9 +102,7 @@ pub fn eval(ctx: &Context, call: &Call, t: i64) -> Result<Value, QueryError> {
         "mad_over_time" => range_fn(ctx, Some(call), &args, t, |r, _, _| over_time::mad(r))?,
         "quantile_over_time" => {
             let phi = ctx.scalar_arg(args[0], t)?;
-            range_fn(ctx, None, &args[1..], t, |r, _, _| {
-                over_time::quantile(phi, &mut r.iter().map(|p| p.v).collect::<Vec<_>>())
-            })?
+            range_fn(ctx, None, &args[1..], t, |r, _, _| over_time::quantile(phi, r.iter().map(|p| p.v).collect()))?
         }
         "changes" => range_fn(ctx, Some(call), &args, t, |r, _, _| over_time::changes(r))?,
         "resets" => range_fn(ctx, Some(call), &args, t, |r, _, _| over_time::resets(r))?,

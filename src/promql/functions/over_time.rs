@@ -101,36 +101,16 @@ pub fn variance(r: &[Point]) -> Option<f64> {
     Some(m2 / r.len() as f64)
 }
 
-/// The φ-quantile of `values` with linear interpolation between closest ranks, as
-/// Prometheus's `quantile` (φ < 0 → −Inf, φ > 1 → +Inf, NaN φ → NaN).
-pub fn quantile(phi: f64, values: &mut [f64]) -> Option<f64> {
-    if values.is_empty() {
-        return None;
-    }
-    if phi.is_nan() {
-        return Some(f64::NAN);
-    }
-    if phi < 0.0 {
-        return Some(f64::NEG_INFINITY);
-    }
-    if phi > 1.0 {
-        return Some(f64::INFINITY);
-    }
-    values.sort_by(|a, b| a.total_cmp(b));
-    let n = values.len() as f64;
-    let rank = phi * (n - 1.0);
-    let lower = rank.floor().max(0.0) as usize;
-    let upper = (lower + 1).min(values.len() - 1);
-    let weight = rank - rank.floor();
-    Some(values[lower] * (1.0 - weight) + values[upper] * weight)
+/// The φ-quantile of `values` (the aggregation's rule); `None` when there are none.
+pub fn quantile(phi: f64, values: Vec<f64>) -> Option<f64> {
+    (!values.is_empty()).then(|| super::super::aggregate::quantile(phi, values))
 }
 
 /// Median absolute deviation from the median.
 pub fn mad(r: &[Point]) -> Option<f64> {
-    let mut values: Vec<f64> = r.iter().map(|p| p.v).collect();
-    let median = quantile(0.5, &mut values)?;
-    let mut dev: Vec<f64> = values.iter().map(|v| (v - median).abs()).collect();
-    quantile(0.5, &mut dev)
+    let values: Vec<f64> = r.iter().map(|p| p.v).collect();
+    let median = quantile(0.5, values.clone())?;
+    quantile(0.5, values.iter().map(|v| (v - median).abs()).collect())
 }
 
 /// How often the value changed (NaN to NaN is no change).
@@ -196,8 +176,9 @@ mod tests {
     #[test]
     fn statistics() {
         assert_eq!(variance(&pts(&[2.0, 4.0, 4.0, 4.0, 5.0, 5.0, 7.0, 9.0])), Some(4.0));
-        assert_eq!(quantile(0.5, &mut [3.0, 1.0, 2.0, 4.0]), Some(2.5));
-        assert_eq!(quantile(1.5, &mut [1.0]), Some(f64::INFINITY));
+        assert_eq!(quantile(0.5, vec![3.0, 1.0, 2.0, 4.0]), Some(2.5));
+        assert_eq!(quantile(1.5, vec![1.0]), Some(f64::INFINITY));
+        assert_eq!(quantile(0.5, vec![]), None);
         assert_eq!(mad(&pts(&[1.0, 1.0, 2.0, 2.0, 4.0, 6.0, 9.0])), Some(1.0));
         assert_eq!(changes(&pts(&[1.0, 1.0, 2.0, f64::NAN, f64::NAN, 2.0])), Some(3.0));
         assert_eq!(resets(&pts(&[1.0, 5.0, 2.0, 3.0, 0.0])), Some(2.0));
