@@ -36,6 +36,8 @@ pub struct RunOptions {
     /// Log growth that triggers a WAL checkpoint.
     pub wal_checkpoint_size: u64,
     pub lookback_delta: Duration,
+    pub query_timeout: Duration,
+    pub query_max_samples: usize,
     /// Every flag as given, for `/api/v1/status/flags`.
     pub flags: BTreeMap<String, String>,
 }
@@ -158,7 +160,14 @@ pub async fn run(opts: RunOptions) -> Result<(), AppError> {
     let targets = scrape.view();
     tokio::spawn(scrape.run(config_rx.clone(), groups_rx));
 
-    let engine = Engine::new(db.clone(), EngineOptions { lookback_delta: opts.lookback_delta });
+    let engine = Engine::new(
+        db.clone(),
+        EngineOptions {
+            lookback_delta: opts.lookback_delta,
+            timeout: opts.query_timeout,
+            max_samples: opts.query_max_samples,
+        },
+    );
     let reload_fn: ReloadFn = {
         let r = reloader.clone();
         Arc::new(move || r.reload())

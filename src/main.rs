@@ -119,6 +119,12 @@ struct RunArgs {
     /// last checkpoint's size): bounds the log a restart decodes sample by sample.
     #[arg(long = "wal-checkpoint-size", env = "VIGIE_WAL_CHECKPOINT_SIZE", default_value = "32MiB")]
     wal_checkpoint_size: String,
+    /// Longest a query may run before it is aborted.
+    #[arg(long = "query.timeout", env = "VIGIE_QUERY_TIMEOUT", default_value = "2m")]
+    query_timeout: String,
+    /// Most samples a query may hold in memory; a query needing more fails with an error.
+    #[arg(long = "query.max-samples", env = "VIGIE_QUERY_MAX_SAMPLES", default_value = "50000000")]
+    query_max_samples: usize,
     /// How far back an instant selector looks for a sample.
     #[arg(long = "query.lookback-delta", env = "VIGIE_QUERY_LOOKBACK_DELTA", default_value = "5m")]
     lookback_delta: String,
@@ -141,6 +147,8 @@ fn run(args: RunArgs) -> anyhow::Result<()> {
         ("out-of-order-window", args.out_of_order_window.clone()),
         ("wal-checkpoint-size", args.wal_checkpoint_size.clone()),
         ("query.lookback-delta", args.lookback_delta.clone()),
+        ("query.timeout", args.query_timeout.clone()),
+        ("query.max-samples", args.query_max_samples.to_string()),
     ]
     .into_iter()
     .map(|(k, v)| (k.to_string(), v))
@@ -148,6 +156,8 @@ fn run(args: RunArgs) -> anyhow::Result<()> {
     let opts = vigie::app::RunOptions {
         retention: duration("retention", &args.retention)?,
         lookback_delta: duration("query.lookback-delta", &args.lookback_delta)?,
+        query_timeout: duration("query.timeout", &args.query_timeout)?,
+        query_max_samples: args.query_max_samples,
         retention_size: vigie::config::parse_byte_size(&args.retention_size)
             .map_err(|e| anyhow::anyhow!("--retention-size: {e}"))?,
         out_of_order_window: duration("out-of-order-window", &args.out_of_order_window)?,

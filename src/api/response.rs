@@ -15,6 +15,7 @@ pub fn success(data: Value) -> Response {
 pub enum ApiError {
     BadData(String),
     Execution(String),
+    Timeout(String),
     Internal(String),
 }
 
@@ -23,6 +24,8 @@ impl From<QueryError> for ApiError {
         match e {
             QueryError::Parse(m) => ApiError::BadData(m),
             QueryError::Execution(m) => ApiError::Execution(m),
+            e @ QueryError::TooManySamples(_) => ApiError::Execution(e.to_string()),
+            e @ QueryError::Timeout(_) => ApiError::Timeout(e.to_string()),
         }
     }
 }
@@ -32,8 +35,24 @@ impl IntoResponse for ApiError {
         let (code, kind, msg) = match self {
             ApiError::BadData(m) => (StatusCode::BAD_REQUEST, "bad_data", m),
             ApiError::Execution(m) => (StatusCode::UNPROCESSABLE_ENTITY, "execution", m),
+            ApiError::Timeout(m) => (StatusCode::SERVICE_UNAVAILABLE, "timeout", m),
             ApiError::Internal(m) => (StatusCode::INTERNAL_SERVER_ERROR, "internal", m),
         };
         (code, axum::Json(json!({"status": "error", "errorType": kind, "error": msg}))).into_response()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn query_limits_map_to_prometheus_statuses() {
+        let timeout = ApiError::from(QueryError::Timeout("query execution")).into_response();
+        assert_eq!(timeout.status(), StatusCode::SERVICE_UNAVAILABLE);
+        let samples = ApiError::from(QueryError::TooManySamples("query execution")).into_response();
+        assert_eq!(samples.status(), StatusCode::UNPROCESSABLE_ENTITY);
+        let parse = ApiError::from(QueryError::Parse("parse error".into())).into_response();
+        assert_eq!(parse.status(), StatusCode::BAD_REQUEST);
     }
 }

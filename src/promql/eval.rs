@@ -26,6 +26,10 @@ pub struct Context {
     /// series by series (each series' samples stay in cache across its steps), then read
     /// one step at a time.
     pub(super) step_columns: std::cell::RefCell<HashMap<usize, std::rc::Rc<StepColumns>>>,
+    deadline: std::time::Instant,
+    max_samples: usize,
+    /// Samples the selectors read.
+    loaded_samples: usize,
 }
 
 /// A range function's value per series (name dropped) at each step of the range query.
@@ -48,14 +52,32 @@ impl Context {
             lookback: opts.lookback_delta.as_millis() as i64,
             default_step: DEFAULT_SUBQUERY_STEP_MS,
         };
+        let deadline = std::time::Instant::now() + opts.timeout;
         let loaded = preload::preload(expr, q, &w, start, end)?;
-        Ok(Context {
+        let loaded_samples: usize = loaded.values().flatten().map(|s| s.points.len()).sum();
+        if loaded_samples > opts.max_samples {
+            return Err(QueryError::TooManySamples("query execution"));
+        }
+        let ctx = Context {
             loaded,
             w,
             name_drops: Default::default(),
             steps: Default::default(),
             step_columns: Default::default(),
-        })
+            deadline,
+            max_samples: opts.max_samples,
+            loaded_samples,
+        };
+        ctx.check_deadline()?;
+        Ok(ctx)
+    }
+
+    /// Fails once the query has run past `--query.timeout`.
+    pub fn check_deadline(&self) -> Result<(), QueryError> {
+        if std::time::Instant::now() >= self.deadline {
+            return Err(QueryError::Timeout("query execution"));
+        }
+        Ok(())
     }
 
     pub fn eval_instant(&self, expr: &Expr, t: i64) -> Result<Value, QueryError> {
@@ -75,12 +97,18 @@ impl Context {
     pub fn eval_range(&self, expr: &Expr, start: i64, end: i64, step: i64) -> Result<Matrix, QueryError> {
         self.steps.set(Some((start, end, step)));
         let mut by_labels: HashMap<Labels, Vec<Point>> = HashMap::new();
+        let mut points = 0usize;
         let mut t = start;
         while t <= end {
+            self.check_deadline()?;
             match self.eval(expr, t)? {
                 Value::Scalar(v) => by_labels.entry(Labels::empty()).or_default().push(Point { t, v }),
                 Value::Vector(samples) => {
                     check_unique(&samples)?;
+                    points += samples.len();
+                    if self.loaded_samples + points > self.max_samples {
+                        return Err(QueryError::TooManySamples("query execution"));
+                    }
                     for s in samples {
                         by_labels.entry(s.labels).or_default().push(Point { t, v: s.v });
                     }
@@ -227,6 +255,7 @@ impl Context {
         }
         let mut by_labels: HashMap<Labels, Vec<Point>> = HashMap::new();
         while ts <= end {
+            self.check_deadline()?;
             match self.eval(&sq.expr, ts)? {
                 Value::Scalar(v) => by_labels.entry(Labels::empty()).or_default().push(Point { t: ts, v }),
                 Value::Vector(samples) => {

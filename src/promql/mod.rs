@@ -26,6 +26,12 @@ pub enum QueryError {
     Parse(String),
     #[error("{0}")]
     Execution(String),
+    /// The query ran longer than `--query.timeout`.
+    #[error("query timed out in {0}")]
+    Timeout(&'static str),
+    /// The query needed more samples in memory than `--query.max-samples`.
+    #[error("query processing would load too many samples into memory in {0}")]
+    TooManySamples(&'static str),
 }
 
 /// Settings that shape evaluation.
@@ -33,11 +39,20 @@ pub enum QueryError {
 pub struct EngineOptions {
     /// How far back an instant selector looks for the latest sample (5 m by default).
     pub lookback_delta: Duration,
+    /// Longest a query may run (`--query.timeout`).
+    pub timeout: Duration,
+    /// Most samples a query may hold in memory (`--query.max-samples`): the samples its
+    /// selectors read plus the points of a range result.
+    pub max_samples: usize,
 }
 
 impl Default for EngineOptions {
     fn default() -> Self {
-        EngineOptions { lookback_delta: Duration::from_secs(300) }
+        EngineOptions {
+            lookback_delta: Duration::from_secs(300),
+            timeout: Duration::from_secs(120),
+            max_samples: 50_000_000,
+        }
     }
 }
 

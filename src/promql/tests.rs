@@ -216,3 +216,21 @@ fn label_replace_like_prometheus() {
     let v = vector(&e, "label_replace(up{instance=\"a\"}, \"x\", \"y\", \"instance\", \"zzz\")", 600);
     assert_eq!(v[0].0, "up{instance=\"a\", job=\"api\"}");
 }
+
+#[test]
+fn queries_over_their_sample_budget_or_time_fail_cleanly() {
+    let head = head_with(&[("m{a=\"1\"}", &|i| i as f64), ("m{a=\"2\"}", &|i| i as f64)], 100);
+    let small = EngineOptions { max_samples: 150, ..EngineOptions::default() };
+    let engine = Engine::new(head.clone(), small);
+    // 200 samples read: over the budget before evaluation starts.
+    let e = engine.instant("sum(count_over_time(m[1h]))", 99 * 15_000).unwrap_err();
+    assert_eq!(e.to_string(), "query processing would load too many samples into memory in query execution");
+    assert!(matches!(e, QueryError::TooManySamples(_)));
+    // 90 read (the window and its lookback), then 2 series x 40 steps of result pass 150.
+    let e = engine.range("m", 60 * 15_000, 99 * 15_000, 15_000);
+    assert!(matches!(e, Err(QueryError::TooManySamples(_))), "{e:?}");
+    assert!(engine.instant("m", 99 * 15_000).is_ok());
+    let hurried = Engine::new(head, EngineOptions { timeout: std::time::Duration::ZERO, ..EngineOptions::default() });
+    let e = hurried.range("rate(m[5m])", 0, 99 * 15_000, 15_000).unwrap_err();
+    assert_eq!(e.to_string(), "query timed out in query execution");
+}

@@ -233,7 +233,7 @@ fn range_fn(
         let columns = match cached {
             Some(c) => c,
             None => {
-                let c = std::rc::Rc::new(step_columns(ctx, ms, (first, last, step), &f));
+                let c = std::rc::Rc::new(step_columns(ctx, ms, (first, last, step), &f)?);
                 ctx.step_columns.borrow_mut().insert(key, c.clone());
                 c
             }
@@ -268,11 +268,14 @@ fn step_columns(
     ms: &promql_parser::parser::MatrixSelector,
     (first, last, step): (i64, i64, i64),
     f: &impl Fn(&[Point], i64, i64) -> Option<f64>,
-) -> super::eval::StepColumns {
+) -> Result<super::eval::StepColumns, QueryError> {
     let n = ((last - first) / step + 1) as usize;
     let mut series = Vec::new();
     let mut scratch: Vec<Point> = Vec::new();
-    for s in ctx.loaded_for(&ms.vs) {
+    for (i, s) in ctx.loaded_for(&ms.vs).iter().enumerate() {
+        if i % 1024 == 1023 {
+            ctx.check_deadline()?;
+        }
         let mut values: Vec<Option<f64>> = vec![None; n];
         let mut any = false;
         for (k, value) in values.iter_mut().enumerate() {
@@ -294,7 +297,7 @@ fn step_columns(
             series.push((ctx.drop_name(&s.labels), values));
         }
     }
-    super::eval::StepColumns { series }
+    Ok(super::eval::StepColumns { series })
 }
 
 fn keep_name_range(
