@@ -234,3 +234,136 @@ fn queries_over_their_sample_budget_or_time_fail_cleanly() {
     let e = hurried.range("rate(m[5m])", 0, 99 * 15_000, 15_000).unwrap_err();
     assert_eq!(e.to_string(), "query timed out in query execution");
 }
+
+mod fuzz {
+    use proptest::prelude::*;
+
+    use super::*;
+
+    /// Random instant-vector expressions built from the whole grammar: every function,
+    /// aggregation and operator family over a few series (some with NaN and stale markers).
+    fn vector_expr() -> impl Strategy<Value = String> {
+        let leaf = prop_oneof![
+            Just("m".to_string()),
+            Just("m{a=\"1\"}".to_string()),
+            Just("n".to_string()),
+            Just("nope".to_string()),
+            Just("vector(time())".to_string()),
+            Just("m offset 1m".to_string()),
+            Just("m @ 300".to_string()),
+        ];
+        leaf.prop_recursive(4, 32, 3, |inner| {
+            let range = prop_oneof![
+                inner.clone().prop_map(|v| format!("({v})[2m:30s]")),
+                Just("m[5m]".to_string()),
+                Just("n[1m]".to_string()),
+            ];
+            let scalar = prop_oneof![Just("0.5".to_string()), Just("-1".to_string()), Just("NaN".to_string())];
+            prop_oneof![
+                (
+                    inner.clone(),
+                    prop::sample::select(vec![
+                        "abs",
+                        "ceil",
+                        "ln",
+                        "sqrt",
+                        "sort",
+                        "absent",
+                        "timestamp",
+                        "exp",
+                        "sgn",
+                        "minute",
+                        "atanh",
+                        "deg"
+                    ])
+                )
+                    .prop_map(|(v, f)| format!("{f}({v})")),
+                (
+                    range.clone(),
+                    prop::sample::select(vec![
+                        "rate",
+                        "increase",
+                        "delta",
+                        "irate",
+                        "idelta",
+                        "deriv",
+                        "changes",
+                        "resets",
+                        "sum_over_time",
+                        "avg_over_time",
+                        "stddev_over_time",
+                        "mad_over_time",
+                        "last_over_time",
+                        "absent_over_time",
+                        "ts_of_max_over_time"
+                    ])
+                )
+                    .prop_map(|(r, f)| format!("{f}({r})")),
+                (scalar.clone(), range.clone()).prop_map(|(s, r)| format!("quantile_over_time({s}, {r})")),
+                range.clone().prop_map(|r| format!("predict_linear({r}, 60)")),
+                range.prop_map(|r| format!("double_exponential_smoothing({r}, 0.5, 0.5)")),
+                (
+                    prop::sample::select(vec!["sum", "avg", "min", "max", "count", "group", "stddev", "stdvar"]),
+                    inner.clone(),
+                    prop::sample::select(vec!["", " by (a)", " without (a)", " by (__name__)"])
+                )
+                    .prop_map(|(op, v, m)| format!("{op}{m} ({v})")),
+                (prop::sample::select(vec!["topk", "bottomk", "quantile"]), scalar.clone(), inner.clone())
+                    .prop_map(|(op, s, v)| format!("{op}({s}, {v})")),
+                inner.clone().prop_map(|v| format!("count_values(\"x\", {v})")),
+                (
+                    inner.clone(),
+                    prop::sample::select(vec![
+                        "+", "-", "*", "/", "%", "^", "==", "!=", ">", "< bool", "and", "or", "unless", "atan2"
+                    ]),
+                    inner.clone()
+                )
+                    .prop_map(|(a, op, b)| format!("({a}) {op} ({b})")),
+                (inner.clone(), inner.clone()).prop_map(|(a, b)| format!("({a}) * on (a) group_left (b) ({b})")),
+                (inner.clone(), scalar.clone()).prop_map(|(v, s)| format!("({v}) > {s}")),
+                inner.clone().prop_map(|v| format!("label_replace({v}, \"__name__\", \"$1\", \"a\", \"(.*)\")")),
+                inner.clone().prop_map(|v| format!("label_join({v}, \"x\", \"-\", \"a\", \"__name__\")")),
+                (scalar.clone(), inner.clone()).prop_map(|(s, v)| format!("histogram_quantile({s}, {v})")),
+                inner.clone().prop_map(|v| format!("clamp({v}, 0, 10)")),
+                inner.clone().prop_map(|v| format!("sort_by_label_desc({v}, \"a\")")),
+                inner.prop_map(|v| format!("round({v}, 0.3)")),
+            ]
+        })
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig { cases: 256, ..ProptestConfig::default() })]
+
+        /// Whatever the expression, evaluation returns a value or an error, never a panic.
+        #[test]
+        fn random_expressions_never_panic(q in vector_expr()) {
+            let head = head_with(
+                &[
+                    ("m{a=\"1\"}", &|i| i as f64),
+                    ("m{a=\"2\",b=\"x\"}", &|i| if i % 7 == 3 { f64::NAN } else { (i * i) as f64 }),
+                    ("n{a=\"1\",le=\"0.5\"}", &|i| if i == 20 { stale_nan() } else { (i % 5) as f64 }),
+                    ("n{a=\"1\",le=\"+Inf\"}", &|i| (i % 9) as f64),
+                ],
+                40,
+            );
+            let engine = Engine::new(head, EngineOptions::default());
+            if Engine::parse(&q).is_ok() {
+                for t in [0, 290_000, 600_000] {
+                    let _ = engine.instant(&q, t);
+                }
+                let _ = engine.range(&q, 0, 600_000, 45_000);
+            }
+        }
+    }
+
+    /// The generator mostly makes valid queries (otherwise the test above proves little).
+    #[test]
+    fn generated_expressions_mostly_parse() {
+        use proptest::strategy::ValueTree;
+        let mut runner = proptest::test_runner::TestRunner::deterministic();
+        let strategy = vector_expr();
+        let parsed =
+            (0..200).filter(|_| Engine::parse(&strategy.new_tree(&mut runner).unwrap().current()).is_ok()).count();
+        assert!(parsed >= 150, "only {parsed} of 200 generated expressions parse");
+    }
+}
