@@ -101,6 +101,17 @@ pub fn eval(ctx: &Context, a: &AggregateExpr, t: i64) -> Result<Value, QueryErro
             let k = param_scalar(ctx, a, t)?;
             return Ok(Value::Vector(top_bottom(input, k, &a.modifier, op == token::T_TOPK)));
         }
+        token::T_LIMITK => {
+            let k = param_scalar(ctx, a, t)?;
+            return Ok(Value::Vector(limit_k(input, k, &a.modifier)));
+        }
+        token::T_LIMIT_RATIO => {
+            let r = param_scalar(ctx, a, t)?;
+            if r.is_nan() {
+                return Err(QueryError::Execution(format!("Ratio value {r} is NaN")));
+            }
+            return Ok(Value::Vector(limit_ratio(input, r.clamp(-1.0, 1.0))));
+        }
         token::T_COUNT_VALUES => {
             let label = match a.param.as_deref().map(|p| ctx.eval(p, t)).transpose()? {
                 Some(Value::String(s)) => s,
@@ -236,6 +247,60 @@ fn top_bottom(input: Vec<Sample>, k: f64, modifier: &Option<LabelModifier>, top:
         out.extend(g);
     }
     out
+}
+
+/// `limitk`: the first `k` series of each group, in input order.
+fn limit_k(input: Vec<Sample>, k: f64, modifier: &Option<LabelModifier>) -> Vec<Sample> {
+    if k < 1.0 || k.is_nan() {
+        return Vec::new();
+    }
+    let k = if k > i64::MAX as f64 { usize::MAX } else { k as usize };
+    let mut taken: HashMap<u64, Vec<(Labels, usize)>> = HashMap::new();
+    let mut out = Vec::new();
+    for s in input {
+        let key = group_labels(&s.labels, modifier);
+        let slot = taken.entry(grouping_hash(&s.labels, modifier)).or_default();
+        let n = match slot.iter_mut().find(|(l, _)| *l == key) {
+            Some((_, n)) => n,
+            None => {
+                slot.push((key, 0));
+                &mut slot.last_mut().expect("pushed").1
+            }
+        };
+        if *n < k {
+            *n += 1;
+            out.push(s);
+        }
+    }
+    out
+}
+
+/// `limit_ratio`: a deterministic sample of series by the hash of their labels (the name
+/// included, also while it waits to be dropped), as Prometheus's `HashRatioSampler`: with
+/// `r ≥ 0` the series whose offset hash/2⁶⁴ is below `r`, with `r < 0` those at or above
+/// `1 + r`, so `limit_ratio(r, v)` and `limit_ratio(r - 1, v)` split `v` in two.
+fn limit_ratio(input: Vec<Sample>, r: f64) -> Vec<Sample> {
+    if r == 0.0 {
+        return Vec::new();
+    }
+    input
+        .into_iter()
+        .filter(|s| {
+            let name = super::eval::metric_name(&s.labels);
+            let mut pairs: Vec<(&str, &str)> = s
+                .labels
+                .iter()
+                .filter(|l| l.name != METRIC_NAME && l.name != super::eval::DROPPED_NAME)
+                .map(|l| (l.name.as_str(), l.value.as_str()))
+                .collect();
+            if !name.is_empty() {
+                pairs.push((METRIC_NAME, name));
+            }
+            pairs.sort();
+            let offset = crate::model::stable_hash_pairs(pairs) as f64 / u64::MAX as f64;
+            (r >= 0.0 && offset < r) || (r < 0.0 && offset >= 1.0 + r)
+        })
+        .collect()
 }
 
 fn count_values(input: Vec<Sample>, label: &str, modifier: &Option<LabelModifier>) -> Vec<Sample> {

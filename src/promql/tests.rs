@@ -235,6 +235,26 @@ fn queries_over_their_sample_budget_or_time_fail_cleanly() {
     assert_eq!(e.to_string(), "query timed out in query execution");
 }
 
+#[test]
+fn limitk_and_limit_ratio() {
+    let specs: Vec<String> = (0..40).map(|i| format!("m{{a=\"{}\",b=\"{i}\"}}", i % 2)).collect();
+    let series: Vec<(&str, &dyn Fn(usize) -> f64)> =
+        specs.iter().map(|s| (s.as_str(), &(|i: usize| i as f64) as &dyn Fn(usize) -> f64)).collect();
+    let e = engine(head_with(&series, 5));
+    let by_a = vector(&e, "limitk by (a) (3, m)", 60);
+    assert_eq!(by_a.len(), 6);
+    assert_eq!(by_a.iter().filter(|(l, _)| l.contains("a=\"0\"")).count(), 3);
+    assert!(vector(&e, "limitk(0, m)", 60).is_empty());
+    let half: Vec<String> = vector(&e, "limit_ratio(0.5, m)", 60).into_iter().map(|s| s.0).collect();
+    let rest: Vec<String> = vector(&e, "limit_ratio(-0.5, m)", 60).into_iter().map(|s| s.0).collect();
+    // The two halves split the input: disjoint, and together everything.
+    assert!(half.iter().all(|l| !rest.contains(l)));
+    assert_eq!(half.len() + rest.len(), 40);
+    assert!(!half.is_empty() && !rest.is_empty());
+    assert_eq!(vector(&e, "limit_ratio(1, m)", 60).len(), 40);
+    assert!(e.instant("limit_ratio(NaN, m)", 60_000).is_err());
+}
+
 mod fuzz {
     use proptest::prelude::*;
 
