@@ -38,6 +38,7 @@ pub struct RunOptions {
     pub lookback_delta: Duration,
     pub query_timeout: Duration,
     pub query_max_samples: usize,
+    pub query_max_concurrency: usize,
     /// Every flag as given, for `/api/v1/status/flags`.
     pub flags: BTreeMap<String, String>,
 }
@@ -166,6 +167,7 @@ pub async fn run(opts: RunOptions) -> Result<(), AppError> {
             lookback_delta: opts.lookback_delta,
             timeout: opts.query_timeout,
             max_samples: opts.query_max_samples,
+            max_concurrency: opts.query_max_concurrency,
         },
     );
     let reload_fn: ReloadFn = {

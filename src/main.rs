@@ -125,6 +125,9 @@ struct RunArgs {
     /// Most samples a query may hold in memory; a query needing more fails with an error.
     #[arg(long = "query.max-samples", env = "VIGIE_QUERY_MAX_SAMPLES", default_value = "50000000")]
     query_max_samples: usize,
+    /// Most queries evaluated at once; more wait for a slot within their timeout.
+    #[arg(long = "query.max-concurrency", env = "VIGIE_QUERY_MAX_CONCURRENCY", default_value = "20")]
+    query_max_concurrency: usize,
     /// How far back an instant selector looks for a sample.
     #[arg(long = "query.lookback-delta", env = "VIGIE_QUERY_LOOKBACK_DELTA", default_value = "5m")]
     lookback_delta: String,
@@ -149,6 +152,7 @@ fn run(args: RunArgs) -> anyhow::Result<()> {
         ("query.lookback-delta", args.lookback_delta.clone()),
         ("query.timeout", args.query_timeout.clone()),
         ("query.max-samples", args.query_max_samples.to_string()),
+        ("query.max-concurrency", args.query_max_concurrency.to_string()),
     ]
     .into_iter()
     .map(|(k, v)| (k.to_string(), v))
@@ -158,6 +162,7 @@ fn run(args: RunArgs) -> anyhow::Result<()> {
         lookback_delta: duration("query.lookback-delta", &args.lookback_delta)?,
         query_timeout: duration("query.timeout", &args.query_timeout)?,
         query_max_samples: args.query_max_samples,
+        query_max_concurrency: args.query_max_concurrency,
         retention_size: vigie::config::parse_byte_size(&args.retention_size)
             .map_err(|e| anyhow::anyhow!("--retention-size: {e}"))?,
         out_of_order_window: duration("out-of-order-window", &args.out_of_order_window)?,

@@ -44,6 +44,9 @@ pub struct EngineOptions {
     /// Most samples a query may hold in memory (`--query.max-samples`): the samples its
     /// selectors read plus the points of a range result.
     pub max_samples: usize,
+    /// Queries evaluated at once (`--query.max-concurrency`); more wait for a slot, within
+    /// their timeout.
+    pub max_concurrency: usize,
 }
 
 impl Default for EngineOptions {
@@ -52,6 +55,7 @@ impl Default for EngineOptions {
             lookback_delta: Duration::from_secs(300),
             timeout: Duration::from_secs(120),
             max_samples: 50_000_000,
+            max_concurrency: 20,
         }
     }
 }
@@ -61,6 +65,18 @@ impl Default for EngineOptions {
 pub struct Engine {
     querier: Arc<dyn Querier>,
     opts: EngineOptions,
+    /// Queries running now, bounded by `max_concurrency`.
+    running: Arc<(parking_lot::Mutex<usize>, parking_lot::Condvar)>,
+}
+
+/// A query's place among the running ones; dropping it lets a waiting query start.
+struct Slot(Arc<(parking_lot::Mutex<usize>, parking_lot::Condvar)>);
+
+impl Drop for Slot {
+    fn drop(&mut self) {
+        *self.0.0.lock() -= 1;
+        self.0.1.notify_one();
+    }
 }
 
 /// The result of a range query: one series per label set, points at each step.
@@ -68,7 +84,21 @@ pub type Matrix = Vec<RangeSeries>;
 
 impl Engine {
     pub fn new(querier: Arc<dyn Querier>, opts: EngineOptions) -> Self {
-        Engine { querier, opts }
+        Engine { querier, opts, running: Default::default() }
+    }
+
+    /// Waits for a free slot, at most the query timeout.
+    fn slot(&self) -> Result<Slot, QueryError> {
+        let deadline = std::time::Instant::now() + self.opts.timeout;
+        let (count, freed) = &*self.running;
+        let mut n = count.lock();
+        while *n >= self.opts.max_concurrency {
+            if freed.wait_until(&mut n, deadline).timed_out() {
+                return Err(QueryError::Timeout("query queue"));
+            }
+        }
+        *n += 1;
+        Ok(Slot(self.running.clone()))
     }
 
     /// Parses a query; the error text is Prometheus-shaped (`parse error: …`).
@@ -79,6 +109,7 @@ impl Engine {
     /// Evaluates `query` at `t` (milliseconds).
     pub fn instant(&self, query: &str, t: i64) -> Result<Value, QueryError> {
         let expr = Self::parse(query)?;
+        let _slot = self.slot()?;
         let ctx = eval::Context::new(&expr, self.querier.as_ref(), &self.opts, t, t)?;
         ctx.eval_instant(&expr, t)
     }
@@ -104,6 +135,7 @@ impl Engine {
                 )));
             }
         }
+        let _slot = self.slot()?;
         let ctx = eval::Context::new(&expr, self.querier.as_ref(), &self.opts, start, end)?;
         ctx.eval_range(&expr, start, end, step)
     }

@@ -236,6 +236,26 @@ fn queries_over_their_sample_budget_or_time_fail_cleanly() {
 }
 
 #[test]
+fn queries_wait_for_a_slot_within_their_timeout() {
+    let head = head_with(&[("m", &|i| i as f64)], 10);
+    let none =
+        EngineOptions { max_concurrency: 0, timeout: std::time::Duration::from_millis(20), ..Default::default() };
+    let e = Engine::new(head.clone(), none).instant("m", 0).unwrap_err();
+    assert_eq!(e.to_string(), "query timed out in query queue");
+    // One slot: queries from several threads all finish, one after another.
+    let one = Engine::new(head, EngineOptions { max_concurrency: 1, ..Default::default() });
+    let threads: Vec<_> = (0..4)
+        .map(|_| {
+            let e = one.clone();
+            std::thread::spawn(move || e.range("sum(m)", 0, 135_000, 15_000).map(|m| m.len()))
+        })
+        .collect();
+    for t in threads {
+        assert_eq!(t.join().unwrap().unwrap(), 1);
+    }
+}
+
+#[test]
 fn limitk_and_limit_ratio() {
     let specs: Vec<String> = (0..40).map(|i| format!("m{{a=\"{}\",b=\"{i}\"}}", i % 2)).collect();
     let series: Vec<(&str, &dyn Fn(usize) -> f64)> =
