@@ -54,9 +54,25 @@ fn matrix_json(m: &[RangeSeries]) -> Json {
     )
 }
 
+/// `stats` as Prometheus puts it in `data` when the request asks with `stats=…`.
+fn stats_json(s: &promql::QueryStats) -> Json {
+    let total = s.queue_s + s.prepare_s + s.eval_s;
+    json!({
+        "timings": {
+            "evalTotalTime": s.prepare_s + s.eval_s,
+            "resultSortTime": 0.0,
+            "queryPreparationTime": s.prepare_s,
+            "innerEvalTime": s.eval_s,
+            "execQueueTime": s.queue_s,
+            "execTotalTime": total,
+        },
+        "samples": {"totalQueryableSamples": s.total_samples, "peakSamples": s.peak_samples},
+    })
+}
+
 /// A whole range-query response written straight into bytes: a result can hold millions
 /// of points, and a JSON value tree would allocate several times per point.
-fn matrix_response(m: &[RangeSeries]) -> Response {
+fn matrix_response(m: &[RangeSeries], stats: Option<Json>) -> Response {
     let points: usize = m.iter().map(|s| s.points.len()).sum();
     let mut out: Vec<u8> = Vec::with_capacity(64 + points * 24);
     out.extend_from_slice(br#"{"status":"success","data":{"resultType":"matrix","result":["#);
@@ -86,7 +102,12 @@ fn matrix_response(m: &[RangeSeries]) -> Response {
         }
         out.extend_from_slice(b"]}");
     }
-    out.extend_from_slice(b"]}}");
+    out.push(b']');
+    if let Some(stats) = stats {
+        out.extend_from_slice(br#","stats":"#);
+        let _ = serde_json::to_writer(&mut out, &stats);
+    }
+    out.extend_from_slice(b"}}");
     ([(axum::http::header::CONTENT_TYPE, "application/json")], out).into_response()
 }
 
@@ -108,13 +129,17 @@ pub async fn query(State(s): St, method: Method, uri: Uri, headers: HeaderMap, b
             .to_string();
         let t = p.time("time", now_ms())?;
         let engine = s.engine.clone();
-        let v = evaluate(move || engine.instant(&q, t)).await?;
-        let data = match &v {
+        let want_stats = p.get("stats").is_some_and(|v| !v.is_empty());
+        let (v, stats) = evaluate(move || engine.instant_with_stats(&q, t)).await?;
+        let mut data = match &v {
             Value::Scalar(f) => json!({"resultType": "scalar", "result": [ts_json(t), format_value(*f)]}),
             Value::String(st) => json!({"resultType": "string", "result": [ts_json(t), st]}),
             Value::Vector(samples) => json!({"resultType": "vector", "result": vector_json(samples, t)}),
             Value::Matrix(m) => json!({"resultType": "matrix", "result": matrix_json(m)}),
         };
+        if want_stats {
+            data["stats"] = stats_json(&stats);
+        }
         Ok::<_, ApiError>(success(data))
     };
     run.await.unwrap_or_else(IntoResponse::into_response)
@@ -151,8 +176,9 @@ pub async fn query_range(State(s): St, method: Method, uri: Uri, headers: Header
             ));
         }
         let engine = s.engine.clone();
-        let m = evaluate(move || engine.range(&q, start, end, step)).await?;
-        Ok::<_, ApiError>(matrix_response(&m))
+        let want_stats = p.get("stats").is_some_and(|v| !v.is_empty());
+        let (m, stats) = evaluate(move || engine.range_with_stats(&q, start, end, step)).await?;
+        Ok::<_, ApiError>(matrix_response(&m, want_stats.then(|| stats_json(&stats))))
     };
     run.await.unwrap_or_else(IntoResponse::into_response)
 }
@@ -400,11 +426,15 @@ mod tests {
             },
             RangeSeries { labels: Labels::empty(), points: vec![Point { t: 0, v: 0.0 }] },
         ];
-        let resp = matrix_response(&m);
+        let resp = matrix_response(&m, None);
         let body = futures_body(resp);
         let got: Json = serde_json::from_slice(&body).unwrap();
         let want = json!({"status": "success", "data": {"resultType": "matrix", "result": matrix_json(&m)}});
         assert_eq!(got, want);
+        let stats = promql::QueryStats { total_samples: 7, peak_samples: 9, ..Default::default() };
+        let got: Json = serde_json::from_slice(&futures_body(matrix_response(&m, Some(stats_json(&stats))))).unwrap();
+        assert_eq!(got["data"]["stats"]["samples"], json!({"totalQueryableSamples": 7, "peakSamples": 9}));
+        assert_eq!(got["data"]["result"], want["data"]["result"]);
     }
 
     fn futures_body(resp: Response) -> Vec<u8> {

@@ -72,6 +72,11 @@ impl Context {
         Ok(ctx)
     }
 
+    /// Samples the query's selectors read.
+    pub fn loaded_samples(&self) -> usize {
+        self.loaded_samples
+    }
+
     /// Fails once the query has run past `--query.timeout`.
     pub fn check_deadline(&self) -> Result<(), QueryError> {
         if std::time::Instant::now() >= self.deadline {

@@ -60,6 +60,21 @@ impl Default for EngineOptions {
     }
 }
 
+/// What a query cost, in the shape of Prometheus's `stats` in API responses.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct QueryStats {
+    /// Seconds waiting for a slot.
+    pub queue_s: f64,
+    /// Seconds reading the selectors' samples.
+    pub prepare_s: f64,
+    /// Seconds evaluating.
+    pub eval_s: f64,
+    /// Samples the selectors read.
+    pub total_samples: u64,
+    /// Most samples held at once (read samples plus the result's points).
+    pub peak_samples: u64,
+}
+
 /// A query engine over one storage.
 #[derive(Clone)]
 pub struct Engine {
@@ -108,14 +123,45 @@ impl Engine {
 
     /// Evaluates `query` at `t` (milliseconds).
     pub fn instant(&self, query: &str, t: i64) -> Result<Value, QueryError> {
+        self.instant_with_stats(query, t).map(|(v, _)| v)
+    }
+
+    /// [`Self::instant`] with what it cost.
+    pub fn instant_with_stats(&self, query: &str, t: i64) -> Result<(Value, QueryStats), QueryError> {
         let expr = Self::parse(query)?;
+        let mut stats = QueryStats::default();
+        let started = std::time::Instant::now();
         let _slot = self.slot()?;
+        stats.queue_s = started.elapsed().as_secs_f64();
+        let prepared = std::time::Instant::now();
         let ctx = eval::Context::new(&expr, self.querier.as_ref(), &self.opts, t, t)?;
-        ctx.eval_instant(&expr, t)
+        stats.prepare_s = prepared.elapsed().as_secs_f64();
+        let evaluated = std::time::Instant::now();
+        let v = ctx.eval_instant(&expr, t)?;
+        stats.eval_s = evaluated.elapsed().as_secs_f64();
+        stats.total_samples = ctx.loaded_samples() as u64;
+        let out = match &v {
+            Value::Vector(s) => s.len(),
+            Value::Matrix(m) => m.iter().map(|s| s.points.len()).sum(),
+            _ => 1,
+        };
+        stats.peak_samples = (ctx.loaded_samples() + out) as u64;
+        Ok((v, stats))
     }
 
     /// Evaluates `query` at every `step` from `start` to `end` (milliseconds, inclusive).
     pub fn range(&self, query: &str, start: i64, end: i64, step: i64) -> Result<Matrix, QueryError> {
+        self.range_with_stats(query, start, end, step).map(|(m, _)| m)
+    }
+
+    /// [`Self::range`] with what it cost.
+    pub fn range_with_stats(
+        &self,
+        query: &str,
+        start: i64,
+        end: i64,
+        step: i64,
+    ) -> Result<(Matrix, QueryStats), QueryError> {
         let expr = Self::parse(query)?;
         if step <= 0 {
             return Err(QueryError::Parse(
@@ -135,9 +181,19 @@ impl Engine {
                 )));
             }
         }
+        let mut stats = QueryStats::default();
+        let started = std::time::Instant::now();
         let _slot = self.slot()?;
+        stats.queue_s = started.elapsed().as_secs_f64();
+        let prepared = std::time::Instant::now();
         let ctx = eval::Context::new(&expr, self.querier.as_ref(), &self.opts, start, end)?;
-        ctx.eval_range(&expr, start, end, step)
+        stats.prepare_s = prepared.elapsed().as_secs_f64();
+        let evaluated = std::time::Instant::now();
+        let m = ctx.eval_range(&expr, start, end, step)?;
+        stats.eval_s = evaluated.elapsed().as_secs_f64();
+        stats.total_samples = ctx.loaded_samples() as u64;
+        stats.peak_samples = (ctx.loaded_samples() + m.iter().map(|s| s.points.len()).sum::<usize>()) as u64;
+        Ok((m, stats))
     }
 }
 
