@@ -10,8 +10,6 @@
 mod common;
 
 use std::fmt::Write as _;
-use std::process::Command;
-use std::time::Duration;
 
 use common::*;
 use serde_json::Value;
@@ -234,7 +232,6 @@ fn compare(what: &str, v: &Value, p: &Value) -> Option<String> {
 
 #[test]
 fn queries_agree_with_prometheus_on_the_same_data() {
-    let prometheus = require("prometheus", "prometheus");
     let dir = tempfile::tempdir().unwrap();
     let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs() as i64;
     // Two hours that ended an hour ago, aligned to a minute.
@@ -246,20 +243,7 @@ fn queries_agree_with_prometheus_on_the_same_data() {
     vigie_import(&file, &dir.path().join("data"));
 
     let vigie = Vigie::start(dir.path(), &["--discovery", "none"]);
-    let cfg = dir.path().join("prometheus.yml");
-    std::fs::write(&cfg, "global: {scrape_interval: 1h}\n").unwrap();
-    let pport = free_port();
-    let _prom = Proc::spawn(
-        "prometheus",
-        Command::new(prometheus)
-            .arg(format!("--config.file={}", cfg.display()))
-            .arg(format!("--storage.tsdb.path={}", dir.path().join("prom").display()))
-            .arg(format!("--web.listen-address=127.0.0.1:{pport}")),
-        dir.path(),
-    );
-    eventually(Duration::from_secs(30), "prometheus /-/ready", || {
-        http("GET", pport, "/-/ready", None).ok().filter(|r| r.status == 200)
-    });
+    let (_prom, pport) = prometheus(dir.path(), "global: {scrape_interval: 1h}\n");
 
     // Instant queries at three times inside the data, range queries over 40 minutes of it.
     let times = [base + 3600, base + 5400 + 7, base + POINTS * STEP_S - 60];

@@ -5,7 +5,6 @@
 mod common;
 
 use std::collections::BTreeMap;
-use std::process::Command;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
@@ -223,29 +222,15 @@ fn out_of_order_window_accepts_late_samples() {
 #[test]
 fn prometheus_remote_writes_into_vigie() {
     let dir = tempfile::tempdir().unwrap();
-    let prom_bin = require("prometheus", "prometheus");
     let v = Vigie::start(dir.path(), &["--discovery", "none"]);
     let (_ne, ne_port) = node_exporter(dir.path(), "node_exporter");
-    let prom_port = free_port();
-    let cfg = dir.path().join("prometheus.yml");
-    std::fs::write(
-        &cfg,
-        format!(
-            "global: {{scrape_interval: 1s}}\n\
+    let config = format!(
+        "global: {{scrape_interval: 1s}}\n\
              scrape_configs:\n  - job_name: node\n    static_configs: [{{targets: ['127.0.0.1:{ne_port}']}}]\n\
              remote_write:\n  - url: http://127.0.0.1:{}/api/v1/write\n    queue_config: {{batch_send_deadline: 1s}}\n",
-            v.port
-        ),
-    )
-    .unwrap();
-    let _prom = Proc::spawn(
-        "prometheus",
-        Command::new(prom_bin)
-            .arg(format!("--config.file={}", cfg.display()))
-            .arg(format!("--storage.tsdb.path={}", dir.path().join("prom").display()))
-            .arg(format!("--web.listen-address=127.0.0.1:{prom_port}")),
-        dir.path(),
+        v.port
     );
+    let (_prom, prom_port) = prometheus(dir.path(), &config);
     let q = "{job=\"node\"}";
     let vector = |port: u16, t: f64| -> BTreeMap<String, String> {
         let path = format!("/api/v1/query?query={}&time={t:.3}", urlencode(q));

@@ -173,6 +173,27 @@ pub fn urlencode(s: &str) -> String {
         .collect()
 }
 
+/// Starts the Debian Prometheus with `config` (YAML) on a free loopback port, its TSDB in
+/// `dir/prom`, and waits until it is ready.
+pub fn prometheus(dir: &Path, config: &str) -> (Proc, u16) {
+    let bin = require("prometheus", "prometheus");
+    let cfg = dir.join("prometheus.yml");
+    std::fs::write(&cfg, config).unwrap();
+    let port = free_port();
+    let p = Proc::spawn(
+        "prometheus",
+        Command::new(bin)
+            .arg(format!("--config.file={}", cfg.display()))
+            .arg(format!("--storage.tsdb.path={}", dir.join("prom").display()))
+            .arg(format!("--web.listen-address=127.0.0.1:{port}")),
+        dir,
+    );
+    eventually(Duration::from_secs(30), "prometheus /-/ready", || {
+        http("GET", port, "/-/ready", None).ok().filter(|r| r.status == 200)
+    });
+    (p, port)
+}
+
 /// Backfills an OpenMetrics file with the real `promtool tsdb create-blocks-from
 /// openmetrics` into `out`; panics with promtool's error.
 pub fn promtool_backfill(file: &Path, out: &Path) {
