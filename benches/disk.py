@@ -27,10 +27,10 @@ VictoriaMetrics is skipped with a message when its binary is missing.
 Usage: cargo build --release && python3 benches/disk.py [--targets 20] [--hours 2] [--seed 1]
        [--interval 15] [--json] [--keep] [--vigie PATH]
 """
-import argparse, json, os, random, re, shutil, signal, socket, subprocess, sys, tempfile, time
+import argparse, json, os, random, re, shutil, signal, subprocess, sys, tempfile, time
 import urllib.parse, urllib.request
 
-TARGET_DIR = os.environ.get("CARGO_TARGET_DIR", os.path.expanduser("~/.cache/vigie/target"))
+from benchlib import TARGET_DIR, free_port, get, wait_http
 BLOCK_S = 7200
 MB = 1e6
 out = sys.stdout  # the human-readable report; stderr when --json owns stdout
@@ -38,30 +38,6 @@ out = sys.stdout  # the human-readable report; stderr when --json owns stdout
 
 def say(*a):
     print(*a, file=out, flush=True)
-
-
-def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def get(port, path, timeout=10):
-    with urllib.request.urlopen(f"http://127.0.0.1:{port}{path}", timeout=timeout) as r:
-        return r.read().decode()
-
-
-def wait_http(port, path, deadline=30, proc=None):
-    end = time.monotonic() + deadline
-    while time.monotonic() < end:
-        if proc is not None and proc.poll() is not None:
-            return False
-        try:
-            get(port, path, timeout=2)
-            return True
-        except Exception:
-            time.sleep(0.05)
-    return False
 
 
 def du(path):

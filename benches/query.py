@@ -12,10 +12,10 @@ Usage: cargo build --release && python3 benches/query.py [--runs 5] [--keep]
 Targets (issue 4): `sum by (job) (rate(x[5m]))` <= 0.5x Prometheus latency; the 10M-sample
 query's memory <= 0.5x Prometheus's.
 """
-import argparse, json, os, shutil, signal, socket, statistics, subprocess, sys, tempfile, time
-import urllib.parse, urllib.request
+import argparse, json, os, shutil, signal, statistics, subprocess, sys, tempfile, time
+import urllib.parse
 
-TARGET_DIR = os.environ.get("CARGO_TARGET_DIR", os.path.expanduser("~/.cache/vigie/target"))
+from benchlib import TARGET_DIR, free_port, get, wait_http
 STEP_S, POINTS = 15, 960  # 4 h
 
 QUERIES = [
@@ -31,28 +31,6 @@ QUERIES = [
     ("quantile by (job) (0.9, rate(http_requests_total[5m]))", "quantile by job"),
 ]
 BIG_QUERY = "sum(count_over_time(http_requests_total[4h]))"
-
-
-def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def get(port, path, timeout=300):
-    with urllib.request.urlopen(f"http://127.0.0.1:{port}{path}", timeout=timeout) as r:
-        return r.read()
-
-
-def wait_ready(port, deadline=120):
-    end = time.monotonic() + deadline
-    while time.monotonic() < end:
-        try:
-            get(port, "/-/ready", timeout=2)
-            return
-        except Exception:
-            time.sleep(0.1)
-    sys.exit(f"127.0.0.1:{port} not ready within {deadline}s")
 
 
 def generate(path, base):
@@ -104,13 +82,13 @@ def status_kb(pid, key):
 
 def timed(port, q, start, end, runs):
     path = "/api/v1/query_range?" + urllib.parse.urlencode({"query": q, "start": start, "end": end, "step": STEP_S})
-    body = json.loads(get(port, path))  # warm-up, and the result for the cross-check
+    body = json.loads(get(port, path, timeout=300))  # warm-up, and the result for the cross-check
     if body.get("status") != "success":
         sys.exit(f"{q}: {body}")
     took = []
     for _ in range(runs):
         t0 = time.perf_counter()
-        get(port, path)
+        get(port, path, timeout=300)
         took.append(time.perf_counter() - t0)
     return statistics.median(took), len(body["data"]["result"])
 
@@ -153,14 +131,14 @@ def main():
         for name, cmd in servers.items():
             p = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
             procs.append(p)
-            wait_ready(ports[name])
+            wait_http(ports[name], "/-/ready", deadline=120) or sys.exit(f"{name} was not ready within 120 s")
             time.sleep(2)
             start, end = base + 2 * 3600, base + 3 * 3600
             results[name] = [timed(ports[name], q, start, end, args.runs) for q, _ in QUERIES]
             before = status_kb(p.pid, "VmRSS")
             path = "/api/v1/query?" + urllib.parse.urlencode({"query": BIG_QUERY, "time": base + POINTS * STEP_S})
             t0 = time.perf_counter()
-            big = json.loads(get(ports[name], path))
+            big = json.loads(get(ports[name], path, timeout=300))
             big_s = time.perf_counter() - t0
             results[name].append((big_s, big["data"]["result"][0]["value"][1], max(0, status_kb(p.pid, "VmHWM") - before)))
             p.send_signal(signal.SIGTERM)

@@ -9,32 +9,10 @@ stime) and its own appended-samples counter over the same measuring window.
 
 Usage: cargo build --release && python3 benches/scrape_cpu.py [--targets 24] [--seconds 60]
 """
-import argparse, os, re, shutil, signal, socket, subprocess, sys, tempfile, time, urllib.request
+import argparse, os, re, shutil, signal, subprocess, sys, tempfile, time
 
 CLK_TCK = os.sysconf("SC_CLK_TCK")
-TARGET_DIR = os.environ.get("CARGO_TARGET_DIR", os.path.expanduser("~/.cache/vigie/target"))
-
-
-def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def get(port, path, timeout=2):
-    with urllib.request.urlopen(f"http://127.0.0.1:{port}{path}", timeout=timeout) as r:
-        return r.read().decode()
-
-
-def wait_http(port, path, deadline=30):
-    end = time.monotonic() + deadline
-    while time.monotonic() < end:
-        try:
-            get(port, path)
-            return
-        except Exception:
-            time.sleep(0.05)
-    sys.exit(f"127.0.0.1:{port}{path} did not answer within {deadline}s")
+from benchlib import TARGET_DIR, free_port, get, wait_http
 
 
 def cpu_seconds(pid):
@@ -71,7 +49,7 @@ scrape_configs:
 def measure(name, cmd, port, counter_name, warmup, seconds):
     proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
-        wait_http(port, "/-/ready")
+        wait_http(port, "/-/ready") or sys.exit(f"127.0.0.1:{port}/-/ready did not answer")
         time.sleep(warmup)
         c0, s0, t0 = cpu_seconds(proc.pid), counter(port, counter_name), time.monotonic()
         time.sleep(seconds)
@@ -110,7 +88,7 @@ def main():
                                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL))
             ports.append(p)
         for p in ports:
-            wait_http(p, "/metrics")
+            wait_http(p, "/metrics") or sys.exit(f"node_exporter on {p} did not answer")
         page = get(ports[0], "/metrics")
         n = sum(1 for line in page.splitlines() if line and not line.startswith("#"))
         print(f"{args.targets} node_exporter targets, ~{n} samples each, scrape every {args.interval}, "
