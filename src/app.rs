@@ -11,11 +11,14 @@ use std::time::Duration;
 use parking_lot::Mutex;
 use tokio::sync::watch;
 
+use crate::alert::AlertSink;
+use crate::alert::forward::Forwarder;
 use crate::api::{self, AppState, ReloadFn};
 use crate::config::{self, Config};
 use crate::discovery::DiscoveryManager;
 use crate::metrics::Metrics;
 use crate::promql::{Engine, EngineOptions};
+use crate::rules::{GroupDefaults, RuleManager, RuleOptions};
 use crate::scrape::ScrapeManager;
 use crate::scrape::scrape_loop::now_ms;
 use crate::tsdb::{Db, DbOptions};
@@ -39,6 +42,12 @@ pub struct RunOptions {
     pub query_timeout: Duration,
     pub query_max_samples: usize,
     pub query_max_concurrency: usize,
+    /// The URL vigie is reached at (alerts' generator links, templates' `externalURL`);
+    /// `None`: `http://<listen address>`.
+    pub external_url: Option<String>,
+    pub resend_delay: Duration,
+    pub for_outage_tolerance: Duration,
+    pub for_grace_period: Duration,
     /// Every flag as given, for `/api/v1/status/flags`.
     pub flags: BTreeMap<String, String>,
 }
@@ -53,6 +62,8 @@ pub enum AppError {
     Discovery(String),
     #[error("server error: {0}")]
     Serve(std::io::Error),
+    #[error("alerting: {0}")]
+    Alerting(String),
     #[error("storage: {0}")]
     Storage(#[from] crate::tsdb::DbError),
 }
@@ -76,6 +87,9 @@ struct Reloader {
     discovery: Mutex<DiscoveryManager>,
     config_tx: watch::Sender<Arc<Config>>,
     metrics: Arc<Metrics>,
+    rules: Arc<RuleManager>,
+    forwarder: Arc<Forwarder>,
+    rule_opts: RuleOptions,
 }
 
 impl Reloader {
@@ -83,27 +97,45 @@ impl Reloader {
         load(&self.path, &self.default_yaml)
     }
 
-    fn apply(&self, cfg: Config) {
+    /// Applies a loaded configuration; the Alertmanager settings are checked first so a
+    /// bad entry rejects the whole reload.
+    fn apply(&self, cfg: Config) -> Result<(), String> {
+        self.forwarder.apply(cfg.file.alerting.as_ref())?;
         self.discovery.lock().apply(&cfg.scrape_jobs);
+        let defaults = GroupDefaults {
+            interval: cfg.global.evaluation_interval,
+            query_offset: cfg.file.global.rule_query_offset.map(|d| d.0).unwrap_or_default(),
+        };
+        match crate::rules::load_each(&cfg.rule_files, &defaults) {
+            Ok(files) => {
+                let opts =
+                    RuleOptions { external_labels: cfg.global.external_labels.clone(), ..self.rule_opts.clone() };
+                self.rules.update(files, opts);
+            }
+            Err(e) => tracing::error!(error = %e, "rule_files rejected; the previous rule groups keep running"),
+        }
         self.config_tx.send_replace(Arc::new(cfg));
+        Ok(())
     }
 
     fn reload(&self) -> Result<(), String> {
         let result = self.load();
-        let ok = result.is_ok();
-        self.metrics.record_reload(ok, now_ms() / 1000);
+        let result = result.map_err(|e| e.to_string()).and_then(|cfg| {
+            let jobs = cfg.scrape_jobs.len();
+            self.apply(cfg).map(|()| jobs)
+        });
         match result {
-            Ok(cfg) => {
-                let jobs = cfg.scrape_jobs.len();
-                self.apply(cfg);
+            Ok(jobs) => {
                 tracing::info!(jobs, "configuration reloaded");
                 Ok(())
             }
             Err(e) => {
+                self.metrics.record_reload(false, now_ms() / 1000);
                 tracing::error!(error = %e, "configuration rejected; the previous one keeps running");
-                Err(e.to_string())
+                Err(e)
             }
         }
+        .inspect(|()| self.metrics.record_reload(true, now_ms() / 1000))
     }
 }
 
@@ -146,21 +178,6 @@ pub async fn run(opts: RunOptions) -> Result<(), AppError> {
     let default_yaml = config::default_yaml(&self_address(&local));
     let initial = load(&opts.config, &default_yaml)?;
     let (config_tx, config_rx) = watch::channel(Arc::new(initial.clone()));
-    let reloader = Arc::new(Reloader {
-        path: opts.config.clone(),
-        default_yaml,
-        discovery: Mutex::new(discovery),
-        config_tx,
-        metrics: metrics.clone(),
-    });
-    reloader.discovery.lock().apply(&initial.scrape_jobs);
-    metrics.record_reload(true, now_ms() / 1000);
-
-    let seed = initial.global.external_labels.stable_hash();
-    let scrape = ScrapeManager::new(head.clone(), metrics.clone(), seed);
-    let targets = scrape.view();
-    tokio::spawn(scrape.run(config_rx.clone(), groups_rx));
-
     let engine = Engine::new(
         db.clone(),
         EngineOptions {
@@ -170,12 +187,43 @@ pub async fn run(opts: RunOptions) -> Result<(), AppError> {
             max_concurrency: opts.query_max_concurrency,
         },
     );
+    let forwarder = Forwarder::new(metrics.clone());
+    tokio::spawn(forwarder.clone().run());
+    let sinks: Vec<Arc<dyn AlertSink>> = vec![forwarder.clone()];
+    let rules = RuleManager::new(db.clone(), engine.clone(), metrics.clone(), sinks);
+    let external_url = opts.external_url.clone().unwrap_or_else(|| format!("http://{}", self_address(&local)));
+    let reloader = Arc::new(Reloader {
+        path: opts.config.clone(),
+        default_yaml,
+        discovery: Mutex::new(discovery),
+        config_tx,
+        metrics: metrics.clone(),
+        rules: rules.clone(),
+        forwarder: forwarder.clone(),
+        rule_opts: RuleOptions {
+            external_labels: initial.global.external_labels.clone(),
+            external_url: external_url.trim_end_matches('/').to_string(),
+            resend_delay: opts.resend_delay,
+            outage_tolerance: opts.for_outage_tolerance,
+            grace_period: opts.for_grace_period,
+        },
+    });
+    reloader.apply(initial.clone()).map_err(AppError::Alerting)?;
+    metrics.record_reload(true, now_ms() / 1000);
+
+    let seed = initial.global.external_labels.stable_hash();
+    let scrape = ScrapeManager::new(head.clone(), metrics.clone(), seed);
+    let targets = scrape.view();
+    tokio::spawn(scrape.run(config_rx.clone(), groups_rx));
+
     let reload_fn: ReloadFn = {
         let r = reloader.clone();
         Arc::new(move || r.reload())
     };
     let state = Arc::new(AppState {
         engine,
+        rules: rules.clone(),
+        forwarder,
         db: db.clone(),
         targets,
         config: config_rx,
@@ -195,6 +243,7 @@ pub async fn run(opts: RunOptions) -> Result<(), AppError> {
         .with_graceful_shutdown(shutdown_signal())
         .await
         .map_err(AppError::Serve)?;
+    rules.stop();
     db.close()?;
     tracing::info!("vigie stopped");
     Ok(())

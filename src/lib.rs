@@ -4,6 +4,7 @@
 //! discovery → config → scrape → tsdb → promql → api/ui, with [`app`] wiring them for
 //! `vigie run`.
 
+pub mod alert;
 pub mod api;
 pub mod app;
 pub mod config;
@@ -12,6 +13,7 @@ pub mod metrics;
 pub mod model;
 pub mod promql;
 pub mod relabel;
+pub mod rules;
 pub mod scrape;
 pub mod tsdb;
 pub mod ui;

@@ -34,6 +34,17 @@ enum Command {
         #[command(subcommand)]
         what: CheckWhat,
     },
+    /// Run unit tests.
+    Test {
+        #[command(subcommand)]
+        what: TestWhat,
+    },
+}
+
+#[derive(Subcommand, Debug)]
+enum TestWhat {
+    /// Rule unit tests in promtool's file format.
+    Rules { files: Vec<PathBuf> },
 }
 
 #[derive(Subcommand, Debug)]
@@ -84,6 +95,8 @@ fn import(what: ImportWhat) -> anyhow::Result<()> {
 enum CheckWhat {
     /// A vigie.yml (Prometheus configuration format).
     Config { files: Vec<PathBuf> },
+    /// Prometheus rule files.
+    Rules { files: Vec<PathBuf> },
 }
 
 #[derive(Args, Debug, Clone)]
@@ -131,6 +144,22 @@ struct RunArgs {
     /// How far back an instant selector looks for a sample.
     #[arg(long = "query.lookback-delta", env = "VIGIE_QUERY_LOOKBACK_DELTA", default_value = "5m")]
     lookback_delta: String,
+    /// The URL vigie is reached at (alert links, templates); default http://<listen address>.
+    #[arg(long = "web.external-url", env = "VIGIE_WEB_EXTERNAL_URL")]
+    external_url: Option<String>,
+    /// Least time between two sends of the same firing alert to Alertmanager.
+    #[arg(long = "rules.alert.resend-delay", env = "VIGIE_RULES_ALERT_RESEND_DELAY", default_value = "1m")]
+    resend_delay: String,
+    /// Longest outage after which an alert's `for` progress is still restored.
+    #[arg(
+        long = "rules.alert.for-outage-tolerance",
+        env = "VIGIE_RULES_ALERT_FOR_OUTAGE_TOLERANCE",
+        default_value = "1h"
+    )]
+    for_outage_tolerance: String,
+    /// Least time an alert with a long `for` waits after a restart before firing.
+    #[arg(long = "rules.alert.for-grace-period", env = "VIGIE_RULES_ALERT_FOR_GRACE_PERIOD", default_value = "10m")]
+    for_grace_period: String,
 }
 
 fn duration(flag: &str, s: &str) -> anyhow::Result<std::time::Duration> {
@@ -153,6 +182,10 @@ fn run(args: RunArgs) -> anyhow::Result<()> {
         ("query.timeout", args.query_timeout.clone()),
         ("query.max-samples", args.query_max_samples.to_string()),
         ("query.max-concurrency", args.query_max_concurrency.to_string()),
+        ("web.external-url", args.external_url.clone().unwrap_or_default()),
+        ("rules.alert.resend-delay", args.resend_delay.clone()),
+        ("rules.alert.for-outage-tolerance", args.for_outage_tolerance.clone()),
+        ("rules.alert.for-grace-period", args.for_grace_period.clone()),
     ]
     .into_iter()
     .map(|(k, v)| (k.to_string(), v))
@@ -163,6 +196,10 @@ fn run(args: RunArgs) -> anyhow::Result<()> {
         query_timeout: duration("query.timeout", &args.query_timeout)?,
         query_max_samples: args.query_max_samples,
         query_max_concurrency: args.query_max_concurrency,
+        resend_delay: duration("rules.alert.resend-delay", &args.resend_delay)?,
+        for_outage_tolerance: duration("rules.alert.for-outage-tolerance", &args.for_outage_tolerance)?,
+        for_grace_period: duration("rules.alert.for-grace-period", &args.for_grace_period)?,
+        external_url: args.external_url,
         retention_size: vigie::config::parse_byte_size(&args.retention_size)
             .map_err(|e| anyhow::anyhow!("--retention-size: {e}"))?,
         out_of_order_window: duration("out-of-order-window", &args.out_of_order_window)?,
@@ -181,8 +218,40 @@ fn run(args: RunArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// `vigie check rules`: like `promtool check rules`, every error of every file, exit 1 if any.
+fn check_rules(files: &[PathBuf]) -> ExitCode {
+    let mut failed = false;
+    for f in files {
+        println!("Checking {}", f.display());
+        match vigie::rules::file::load_file(f, &vigie::rules::GroupDefaults::default()) {
+            Ok(groups) => {
+                let errors: Vec<&str> = groups.iter().flat_map(|g| g.errors()).collect();
+                if errors.is_empty() {
+                    let n: usize = groups.iter().map(|g| g.rules.len()).sum();
+                    println!("  SUCCESS: {n} rules found");
+                } else {
+                    failed = true;
+                    eprintln!("  FAILED:");
+                    for e in errors {
+                        eprintln!("{e}");
+                    }
+                }
+            }
+            Err(e) => {
+                failed = true;
+                eprintln!("  FAILED:\n{e}");
+            }
+        }
+        println!();
+    }
+    if failed { ExitCode::from(1) } else { ExitCode::SUCCESS }
+}
+
 fn check(what: CheckWhat) -> ExitCode {
-    let CheckWhat::Config { files } = what;
+    let files = match what {
+        CheckWhat::Config { files } => files,
+        CheckWhat::Rules { files } => return check_rules(&files),
+    };
     let mut failed = false;
     for f in &files {
         match vigie::config::load_file(f) {
@@ -215,6 +284,9 @@ fn main() -> ExitCode {
         None => run(cli.run),
         Some(Command::Run(args)) => run(args),
         Some(Command::Check { what }) => return check(what),
+        Some(Command::Test { what: TestWhat::Rules { files } }) => {
+            return if vigie::rules::unittest::run_files(&files) { ExitCode::SUCCESS } else { ExitCode::from(1) };
+        }
         Some(Command::Import { what }) => import(what),
     };
     match result {

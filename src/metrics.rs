@@ -30,6 +30,14 @@ pub struct Metrics {
     rw_requests: Family<JobLabels, Counter>,
     rw_samples: Counter,
     rw_rejected: Family<JobLabels, Counter>,
+    rule_evals: Family<JobLabels, Counter>,
+    rule_eval_failures: Family<JobLabels, Counter>,
+    rule_group_duration: Family<JobLabels, Gauge<f64, std::sync::atomic::AtomicU64>>,
+    rule_group_missed: Family<JobLabels, Counter>,
+    notifications_sent: Family<JobLabels, Counter>,
+    notification_errors: Family<JobLabels, Counter>,
+    notifications_dropped: Counter,
+    notification_queue: Gauge,
 }
 
 impl std::fmt::Debug for Metrics {
@@ -127,6 +135,14 @@ impl Metrics {
             rw_requests: Family::default(),
             rw_samples: Counter::default(),
             rw_rejected: Family::default(),
+            rule_evals: Family::default(),
+            rule_eval_failures: Family::default(),
+            rule_group_duration: Family::default(),
+            rule_group_missed: Family::default(),
+            notifications_sent: Family::default(),
+            notification_errors: Family::default(),
+            notifications_dropped: Counter::default(),
+            notification_queue: Gauge::default(),
             registry,
         };
         let mut m = m;
@@ -162,6 +178,38 @@ impl Metrics {
             "Remote-write samples (or series, reason invalid_series) not stored, by reason.",
             m.rw_rejected.clone(),
         );
+        r.register("vigie_rule_evaluations", "Rule evaluations, by group.", m.rule_evals.clone());
+        r.register(
+            "vigie_rule_evaluation_failures",
+            "Rule evaluations that failed, by group.",
+            m.rule_eval_failures.clone(),
+        );
+        r.register(
+            "vigie_rule_group_last_duration_seconds",
+            "How long the last evaluation of each rule group took.",
+            m.rule_group_duration.clone(),
+        );
+        r.register(
+            "vigie_rule_group_iterations_missed",
+            "Evaluations skipped because the previous one ran past its slot, by group.",
+            m.rule_group_missed.clone(),
+        );
+        r.register(
+            "vigie_notifications_sent",
+            "Alerts sent to each Alertmanager (including failed attempts).",
+            m.notifications_sent.clone(),
+        );
+        r.register(
+            "vigie_notifications_errors",
+            "Alerts whose sending to an Alertmanager failed.",
+            m.notification_errors.clone(),
+        );
+        r.register(
+            "vigie_notifications_dropped",
+            "Alerts dropped before reaching an Alertmanager (queue full or retries used up).",
+            m.notifications_dropped.clone(),
+        );
+        r.register("vigie_notifications_queue_length", "Alerts waiting to be sent.", m.notification_queue.clone());
         r.register_collector(Box::new(HeadCollector(db)));
         Arc::new(m)
     }
@@ -213,6 +261,37 @@ impl Metrics {
                 self.rw_rejected.get_or_create(&vec![("reason".into(), reason.into())]).inc_by(n as u64);
             }
         }
+    }
+
+    /// One evaluation of a rule group: how long it took and how many of its rules failed.
+    pub fn record_rule_group(&self, group: &str, rules: usize, failed: usize, seconds: f64) {
+        let l = vec![("rule_group".to_string(), group.to_string())];
+        self.rule_evals.get_or_create(&l).inc_by(rules as u64);
+        if failed > 0 {
+            self.rule_eval_failures.get_or_create(&l).inc_by(failed as u64);
+        }
+        self.rule_group_duration.get_or_create(&l).set(seconds);
+    }
+
+    pub fn record_rule_group_missed(&self, group: &str, missed: u64) {
+        self.rule_group_missed.get_or_create(&vec![("rule_group".to_string(), group.to_string())]).inc_by(missed);
+    }
+
+    /// A batch of `n` alerts posted to `alertmanager` (`ok` if it answered 2xx).
+    pub fn record_notifications(&self, alertmanager: &str, n: usize, ok: bool) {
+        let l = vec![("alertmanager".to_string(), alertmanager.to_string())];
+        self.notifications_sent.get_or_create(&l).inc_by(n as u64);
+        if !ok {
+            self.notification_errors.get_or_create(&l).inc_by(n as u64);
+        }
+    }
+
+    pub fn record_notifications_dropped(&self, n: usize) {
+        self.notifications_dropped.inc_by(n as u64);
+    }
+
+    pub fn set_notification_queue(&self, n: usize) {
+        self.notification_queue.set(n as i64);
     }
 
     /// The OpenMetrics text of every metric.

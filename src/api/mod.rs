@@ -5,6 +5,7 @@ mod params;
 pub mod prompb;
 pub mod remote_write;
 mod response;
+mod rules;
 pub mod time;
 mod v1;
 
@@ -28,6 +29,8 @@ pub type ReloadFn = Arc<dyn Fn() -> Result<(), String> + Send + Sync>;
 /// Everything the handlers read.
 pub struct AppState {
     pub engine: Engine,
+    pub rules: Arc<crate::rules::RuleManager>,
+    pub forwarder: Arc<crate::alert::forward::Forwarder>,
     pub db: Arc<Db>,
     pub targets: TargetsView,
     pub config: watch::Receiver<Arc<Config>>,
@@ -51,6 +54,9 @@ pub fn router(state: Arc<AppState>) -> Router {
             post(remote_write::write).layer(axum::extract::DefaultBodyLimit::max(remote_write::MAX_COMPRESSED_BYTES)),
         )
         .route("/api/v1/targets", get(v1::targets))
+        .route("/api/v1/rules", get(rules::rules))
+        .route("/api/v1/alerts", get(rules::alerts))
+        .route("/api/v1/alertmanagers", get(rules::alertmanagers))
         .route("/api/v1/status/buildinfo", get(v1::buildinfo))
         .route("/api/v1/status/config", get(v1::status_config))
         .route("/api/v1/status/flags", get(v1::flags))

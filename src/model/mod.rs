@@ -10,7 +10,7 @@ mod regex;
 
 pub use labels::{Label, Labels, LabelsBuilder, METRIC_NAME, stable_hash_pairs};
 pub use packed_labels::{PackedLabels, Pairs};
-pub use regex::compile_go_regex;
+pub use regex::{compile_go_regex, compile_go_regex_unanchored};
 
 /// The bit pattern Prometheus uses for a staleness marker: a NaN distinct from the normal NaN.
 pub const STALE_NAN_BITS: u64 = 0x7ff0_0000_0000_0002;

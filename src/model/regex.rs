@@ -53,6 +53,11 @@ fn asciify(p: &str) -> String {
     out
 }
 
+/// Compiles `pattern` unanchored with Go's ASCII classes (templates' `match`, `reReplaceAll`).
+pub fn compile_go_regex_unanchored(pattern: &str) -> Result<Regex, regex::Error> {
+    Regex::new(&asciify(pattern))
+}
+
 /// Compiles `pattern` as `^(?s:pattern)$` with Go's ASCII classes.
 pub fn compile_go_regex(pattern: &str) -> Result<Regex, regex::Error> {
     Regex::new(&format!("^(?s:{})$", asciify(pattern)))

@@ -9,6 +9,7 @@ mod binary;
 mod eval;
 mod functions;
 mod preload;
+pub mod series_notation;
 mod value;
 
 use std::sync::Arc;
@@ -126,18 +127,26 @@ impl Engine {
         self.instant_with_stats(query, t).map(|(v, _)| v)
     }
 
+    /// Evaluates an already parsed query at `t` (rules parse theirs once).
+    pub fn instant_expr(&self, expr: &promql_parser::parser::Expr, t: i64) -> Result<Value, QueryError> {
+        self.instant_parsed(expr, t).map(|(v, _)| v)
+    }
+
     /// [`Self::instant`] with what it cost.
     pub fn instant_with_stats(&self, query: &str, t: i64) -> Result<(Value, QueryStats), QueryError> {
-        let expr = Self::parse(query)?;
+        self.instant_parsed(&Self::parse(query)?, t)
+    }
+
+    fn instant_parsed(&self, expr: &promql_parser::parser::Expr, t: i64) -> Result<(Value, QueryStats), QueryError> {
         let mut stats = QueryStats::default();
         let started = std::time::Instant::now();
         let _slot = self.slot()?;
         stats.queue_s = started.elapsed().as_secs_f64();
         let prepared = std::time::Instant::now();
-        let ctx = eval::Context::new(&expr, self.querier.as_ref(), &self.opts, t, t)?;
+        let ctx = eval::Context::new(expr, self.querier.as_ref(), &self.opts, t, t)?;
         stats.prepare_s = prepared.elapsed().as_secs_f64();
         let evaluated = std::time::Instant::now();
-        let v = ctx.eval_instant(&expr, t)?;
+        let v = ctx.eval_instant(expr, t)?;
         stats.eval_s = evaluated.elapsed().as_secs_f64();
         stats.total_samples = ctx.loaded_samples() as u64;
         let out = match &v {

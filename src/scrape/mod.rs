@@ -5,7 +5,7 @@
 //! ([`target`]), metric relabeling, limits and staleness handling.
 
 pub mod append;
-mod http;
+pub mod http;
 pub mod manager;
 pub mod parse;
 pub mod scrape_loop;
