@@ -229,3 +229,118 @@ pub fn node_exporter(dir: &Path, name: &str) -> (Proc, u16) {
     });
     (p, port)
 }
+
+/// Reads one HTTP/1.1 request (head and `Content-Length` body) from a stream.
+fn read_request(s: &mut TcpStream) -> Option<(String, Vec<u8>)> {
+    s.set_read_timeout(Some(Duration::from_secs(5))).ok()?;
+    let mut buf = Vec::new();
+    let mut chunk = [0u8; 4096];
+    let head_end = loop {
+        let n = s.read(&mut chunk).ok()?;
+        if n == 0 {
+            return None;
+        }
+        buf.extend_from_slice(&chunk[..n]);
+        if let Some(i) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
+            break i + 4;
+        }
+    };
+    let head = String::from_utf8_lossy(&buf[..head_end]).to_string();
+    let len = head
+        .lines()
+        .find_map(|l| l.to_ascii_lowercase().strip_prefix("content-length:").map(|v| v.trim().parse().unwrap_or(0)))
+        .unwrap_or(0usize);
+    while buf.len() < head_end + len {
+        let n = s.read(&mut chunk).ok()?;
+        if n == 0 {
+            break;
+        }
+        buf.extend_from_slice(&chunk[..n]);
+    }
+    Some((head, buf[head_end..].to_vec()))
+}
+
+/// A scrape target on a free loopback port serving `body()` as its metrics page; the
+/// test changes the page through the shared string.
+pub struct MetricsTarget {
+    pub port: u16,
+    pub page: std::sync::Arc<std::sync::Mutex<String>>,
+}
+
+impl MetricsTarget {
+    pub fn start(initial: &str) -> MetricsTarget {
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let page = std::sync::Arc::new(std::sync::Mutex::new(initial.to_string()));
+        let shared = page.clone();
+        std::thread::spawn(move || {
+            for mut s in listener.incoming().flatten() {
+                if read_request(&mut s).is_none() {
+                    continue;
+                }
+                let body = shared.lock().unwrap().clone();
+                let resp = format!(
+                    "HTTP/1.1 200 OK\r\nContent-Type: text/plain; version=0.0.4\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+                    body.len()
+                );
+                let _ = s.write_all(resp.as_bytes());
+            }
+        });
+        MetricsTarget { port, page }
+    }
+
+    pub fn set(&self, page: &str) {
+        *self.page.lock().unwrap() = page.to_string();
+    }
+}
+
+/// An HTTP receiver on a free loopback port that answers 200 and keeps every request body
+/// (a webhook receiver, or a stand-in Alertmanager).
+pub struct Capture {
+    pub port: u16,
+    pub bodies: std::sync::Arc<std::sync::Mutex<Vec<String>>>,
+}
+
+impl Capture {
+    pub fn start() -> Capture {
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let bodies = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+        let shared = bodies.clone();
+        std::thread::spawn(move || {
+            for mut s in listener.incoming().flatten() {
+                if let Some((_, body)) = read_request(&mut s) {
+                    shared.lock().unwrap().push(String::from_utf8_lossy(&body).to_string());
+                }
+                let _ = s.write_all(b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\nConnection: close\r\n\r\n");
+            }
+        });
+        Capture { port, bodies }
+    }
+
+    pub fn bodies(&self) -> Vec<String> {
+        self.bodies.lock().unwrap().clone()
+    }
+}
+
+/// Starts the Debian Alertmanager (`prometheus-alertmanager`) with `config` on a free
+/// loopback port, clustering off, and waits until it is ready.
+pub fn alertmanager(dir: &Path, config: &str) -> (Proc, u16) {
+    let bin = require("prometheus-alertmanager", "prometheus-alertmanager");
+    let cfg = dir.join("alertmanager.yml");
+    std::fs::write(&cfg, config).unwrap();
+    let port = free_port();
+    let p = Proc::spawn(
+        "alertmanager",
+        Command::new(bin)
+            .arg(format!("--config.file={}", cfg.display()))
+            .arg(format!("--storage.path={}", dir.join("am").display()))
+            .arg(format!("--web.listen-address=127.0.0.1:{port}"))
+            .arg("--cluster.listen-address="),
+        dir,
+    );
+    eventually(Duration::from_secs(30), "alertmanager /-/ready", || {
+        http("GET", port, "/-/ready", None).ok().filter(|r| r.status == 200)
+    });
+    (p, port)
+}
