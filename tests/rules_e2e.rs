@@ -135,10 +135,7 @@ fn alert_fires_through_alertmanager_survives_restart_and_resolves() {
     assert_eq!(alert["labels"]["alertname"], "HighLoad");
     assert_eq!(alert["labels"]["severity"], "page");
     assert_eq!(alert["labels"]["cluster"], "demo", "external labels are added when sending");
-    assert!(
-        alert["generatorURL"].as_str().unwrap().starts_with("http://vigie.example:9090/graph?g0.expr="),
-        "{alert}"
-    );
+    assert!(alert["generatorURL"].as_str().unwrap().starts_with("http://vigie.example:9090/graph?g0.expr="), "{alert}");
     let starts = parse_rfc3339_ms(alert["startsAt"].as_str().unwrap());
     assert!(starts >= restored + 12_000 - 1_000, "startsAt is when it fired, after `for`: {alert}");
     let r = v.query("ALERTS{alertname=\"HighLoad\", alertstate=\"firing\"}");
@@ -170,7 +167,8 @@ fn bad_rule_is_reported_with_its_position_and_the_rest_keeps_evaluating() {
     let cfg = dir.path().join("vigie.yml");
     std::fs::write(&cfg, "global:\n  evaluation_interval: 1s\nrule_files: ['rules.yml']\n").unwrap();
 
-    let check = std::process::Command::new(env!("CARGO_BIN_EXE_vigie")).args(["check", "rules"]).arg(&rules).output().unwrap();
+    let check =
+        std::process::Command::new(env!("CARGO_BIN_EXE_vigie")).args(["check", "rules"]).arg(&rules).output().unwrap();
     assert_eq!(check.status.code(), Some(1));
     let err = String::from_utf8_lossy(&check.stderr);
     assert!(err.contains("rules.yml:11:15: group \"mixed\", rule 1, \"broken\": could not parse expression"), "{err}");
@@ -186,7 +184,10 @@ fn bad_rule_is_reported_with_its_position_and_the_rest_keeps_evaluating() {
     let mixed = j["data"]["groups"].as_array().unwrap().iter().find(|g| g["name"] == "mixed").unwrap().clone();
     assert_eq!(mixed["rules"][0]["health"], "err");
     let last_error = mixed["rules"][0]["lastError"].as_str().unwrap();
-    assert!(last_error.contains("rules.yml:11:15:") && last_error.contains("could not parse expression"), "{last_error}");
+    assert!(
+        last_error.contains("rules.yml:11:15:") && last_error.contains("could not parse expression"),
+        "{last_error}"
+    );
     assert_eq!(mixed["rules"][1]["health"], "ok");
 
     // A reload that breaks the good rule keeps its previous version running, and says so.

@@ -104,30 +104,40 @@ impl AlertingState {
         limit: usize,
     ) -> Result<Vec<Sample>, String> {
         let mut current: HashMap<Labels, ActiveAlert> = HashMap::with_capacity(result.len());
+        let tmpl_name = format!("__alert_{}", rule.name);
+        let empty = Labels::empty();
+        let eval_data = TemplateData {
+            labels: &empty,
+            external_labels: env.external_labels,
+            external_url: env.external_url,
+            value: 0.0,
+            time_ms: ts,
+            query: env.query.clone(),
+        };
+        let compile = |pairs: &[(String, String)]| -> Vec<(String, template::Compiled)> {
+            pairs.iter().map(|(k, v)| (k.clone(), template::Compiled::new(&tmpl_name, v, &eval_data))).collect()
+        };
+        let (label_tmpls, annotation_tmpls) = if result.is_empty() {
+            (Vec::new(), Vec::new())
+        } else {
+            (compile(rule.labels), compile(rule.annotations))
+        };
         for s in result {
-            let data = TemplateData {
-                labels: &s.labels,
-                external_labels: env.external_labels,
-                external_url: env.external_url,
-                value: s.v,
-                time_ms: ts,
-                query: env.query.clone(),
-            };
-            let tmpl_name = format!("__alert_{}", rule.name);
-            let expand = |text: &str| {
-                template::expand(&tmpl_name, text, &data).unwrap_or_else(|e| {
+            let data = TemplateData { labels: &s.labels, value: s.v, ..eval_data.clone() };
+            let expand = |t: &template::Compiled| {
+                t.render(&data).unwrap_or_else(|e| {
                     tracing::warn!(alert = rule.name, error = %e, "expanding alert template failed");
                     format!("<error expanding template: {e}>")
                 })
             };
             let mut lb = LabelsBuilder::from(&s.labels);
             lb.del(METRIC_NAME);
-            for (k, v) in rule.labels {
-                lb.set(k.as_str(), expand(v));
+            for (k, t) in &label_tmpls {
+                lb.set(k.as_str(), expand(t));
             }
             lb.set("alertname", rule.name);
             let annotations: BTreeMap<String, String> =
-                rule.annotations.iter().map(|(k, v)| (k.clone(), expand(v))).collect();
+                annotation_tmpls.iter().map(|(k, t)| (k.clone(), expand(t))).collect();
             let labels = lb.into_labels();
             if current.contains_key(&labels) {
                 return Err("vector contains metrics with the same labelset after applying alert labels".into());

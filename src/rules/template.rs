@@ -443,19 +443,48 @@ pub fn check(text: &str) -> Result<(), String> {
         time_ms: 0,
         query: None,
     };
-    parse("__alert", text, &data).map(|_| ()).map_err(|e| e.to_string())
+    let t = parse("__alert", text, &data).map_err(|e| e.to_string())?;
+    // Go rejects an unknown function when parsing; this engine finds it when running, so
+    // run once on empty data and keep only that kind of error (others depend on the data).
+    match t.execute_to_string(&data_value(&data)) {
+        Err(e @ TemplateError::UndefinedFunction(_)) => Err(e.to_string()),
+        _ => Ok(()),
+    }
 }
 
-/// Expands `text`; an error is returned as text for the caller to put in its place.
-pub fn expand(name: &str, text: &str, data: &TemplateData<'_>) -> Result<String, String> {
-    if !text.contains("{{") {
-        return Ok(text.to_string());
+/// A template parsed once per rule evaluation and run for each of its samples (the
+/// functions depend on the evaluation, not on the sample).
+pub struct Compiled {
+    text: String,
+    parsed: Option<Result<Template, String>>,
+}
+
+impl Compiled {
+    /// Parses `text` with the functions of `data`'s evaluation (its labels and value are
+    /// not read here).
+    pub fn new(name: &str, text: &str, data: &TemplateData<'_>) -> Self {
+        let parsed = text.contains("{{").then(|| parse(name, text, data).map_err(|e| e.to_string()));
+        Compiled { text: text.to_string(), parsed }
     }
-    let out =
-        parse(name, text, data).and_then(|t| t.execute_to_string(&data_value(data))).map_err(|e| e.to_string())?;
-    // A missing map key prints as "<no value>" in this engine; Prometheus's missingkey=zero
-    // prints the empty string for its string maps.
-    Ok(if text.contains("<no value>") { out } else { out.replace("<no value>", "") })
+
+    /// Runs the template on one sample's data; an error is returned as text for the
+    /// caller to put in its place.
+    pub fn render(&self, data: &TemplateData<'_>) -> Result<String, String> {
+        let t = match &self.parsed {
+            None => return Ok(self.text.clone()),
+            Some(Err(e)) => return Err(e.clone()),
+            Some(Ok(t)) => t,
+        };
+        let out = t.execute_to_string(&data_value(data)).map_err(|e| e.to_string())?;
+        // A missing map key prints as "<no value>" in this engine; Prometheus's
+        // missingkey=zero prints the empty string for its string maps.
+        Ok(if self.text.contains("<no value>") { out } else { out.replace("<no value>", "") })
+    }
+}
+
+/// Expands `text` once; an error is returned as text for the caller to put in its place.
+pub fn expand(name: &str, text: &str, data: &TemplateData<'_>) -> Result<String, String> {
+    Compiled::new(name, text, data).render(data)
 }
 
 #[cfg(test)]

@@ -749,7 +749,13 @@ impl Head {
         let idx = self.index.read();
         let filter = |s: &MemSeries| matchers.iter().all(|m| m.matches(s.labels.get_or_empty(&m.name)));
         match idx.postings.candidates(matchers) {
-            Some(refs) => refs.into_iter().filter_map(|r| idx.get(r)).filter(|s| filter(s)).cloned().collect(),
+            Some(refs) => {
+                // The postings answered every matcher that needs the label set; only those
+                // that also match an absent label are checked one by one.
+                let rest: Vec<&Matcher> = matchers.iter().filter(|m| m.matches_empty()).collect();
+                let check = |s: &MemSeries| rest.iter().all(|m| m.matches(s.labels.get_or_empty(&m.name)));
+                refs.into_iter().filter_map(|r| idx.get(r)).filter(|s| check(s)).cloned().collect()
+            }
             None => idx.series.iter().flatten().filter(|s| filter(s)).cloned().collect(),
         }
     }

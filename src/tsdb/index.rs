@@ -63,17 +63,22 @@ impl Postings {
     /// `None` when every matcher also matches the empty value (the caller must scan).
     /// The result still has to be filtered by the remaining matchers.
     pub fn candidates(&self, matchers: &[Matcher]) -> Option<Vec<SeriesRef>> {
-        let mut lists: Vec<Vec<SeriesRef>> = Vec::new();
+        // Borrowed where a single postings list answers the matcher: an equality on a
+        // common label (`__name__`) would otherwise copy its whole list per query.
+        let mut lists: Vec<std::borrow::Cow<'_, [SeriesRef]>> = Vec::new();
         for m in matchers.iter().filter(|m| !m.matches_empty()) {
             let Some(values) = self.by_label.get(&m.name) else {
                 return Some(Vec::new());
             };
             let list = match &m.kind {
-                MatchKind::Equal(v) => values.get(v).cloned().unwrap_or_default(),
+                MatchKind::Equal(v) => match values.get(v) {
+                    Some(refs) => std::borrow::Cow::Borrowed(refs.as_slice()),
+                    None => return Some(Vec::new()),
+                },
                 _ => {
                     let parts: Vec<&Vec<SeriesRef>> =
                         values.iter().filter(|(v, _)| m.matches(v)).map(|(_, refs)| refs).collect();
-                    merge_union(&parts)
+                    std::borrow::Cow::Owned(merge_union(&parts))
                 }
             };
             if list.is_empty() {
@@ -84,8 +89,8 @@ impl Postings {
         if lists.is_empty() {
             return None;
         }
-        lists.sort_by_key(Vec::len);
-        let mut acc = lists.swap_remove(0);
+        lists.sort_by_key(|l| l.len());
+        let mut acc = lists.swap_remove(0).into_owned();
         for l in &lists {
             acc = intersect(&acc, l);
             if acc.is_empty() {
@@ -97,6 +102,26 @@ impl Postings {
 }
 
 pub(super) fn intersect(a: &[SeriesRef], b: &[SeriesRef]) -> Vec<SeriesRef> {
+    let (small, large) = if a.len() <= b.len() { (a, b) } else { (b, a) };
+    // A short list against a long one: look each element up (galloping from the last
+    // match) instead of walking the long list.
+    if small.len() * 16 < large.len() {
+        let mut out = Vec::with_capacity(small.len());
+        let mut rest = large;
+        for &x in small {
+            match rest.binary_search(&x) {
+                Ok(i) => {
+                    out.push(x);
+                    rest = &rest[i + 1..];
+                }
+                Err(i) => rest = &rest[i..],
+            }
+            if rest.is_empty() {
+                break;
+            }
+        }
+        return out;
+    }
     let (mut i, mut j) = (0, 0);
     let mut out = Vec::with_capacity(a.len().min(b.len()));
     while i < a.len() && j < b.len() {
@@ -151,6 +176,9 @@ mod tests {
     #[test]
     fn intersect_and_union() {
         assert_eq!(intersect(&[1, 2, 3, 5], &[2, 5, 7]), vec![2, 5]);
+        let long: Vec<SeriesRef> = (0..1000).map(|i| i * 2).collect();
+        assert_eq!(intersect(&[3, 4, 10, 1998, 5000], &long), vec![4, 10, 1998]);
+        assert_eq!(intersect(&long, &[0, 1, 2]), vec![0, 2]);
         assert_eq!(merge_union(&[&vec![1, 4], &vec![2, 4]]), vec![1, 2, 4]);
     }
 }
