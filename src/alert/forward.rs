@@ -214,3 +214,77 @@ impl AlertSink for Forwarder {
         self.wake.notify_one();
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::Labels;
+
+    fn alert(instance: &str) -> Alert {
+        Alert {
+            labels: Labels::from_pairs([("alertname", "Down"), ("instance", instance)]),
+            annotations: [("summary".to_string(), "gone".to_string())].into(),
+            starts_at_ms: 1_435_781_451_781,
+            ends_at_ms: 1_435_781_511_781,
+            generator_url: "http://vigie:9090/graph?g0.expr=up&g0.tab=1".into(),
+        }
+    }
+
+    #[test]
+    fn body_has_alertmanagers_v2_shape() {
+        let j = alerts_json(&[alert("a")]);
+        assert_eq!(
+            j,
+            json!([{
+                "labels": {"alertname": "Down", "instance": "a"},
+                "annotations": {"summary": "gone"},
+                "startsAt": "2015-07-01T20:10:51.781Z",
+                "endsAt": "2015-07-01T20:11:51.781Z",
+                "generatorURL": "http://vigie:9090/graph?g0.expr=up&g0.tab=1",
+            }])
+        );
+    }
+
+    #[test]
+    fn alert_relabel_configs_rewrite_and_drop() {
+        let cfg: crate::config::Config = crate::config::load_str(
+            "alerting:\n  alert_relabel_configs:\n    - source_labels: [instance]\n      regex: b\n      action: drop\n\
+             \x20   - target_label: team\n      replacement: ops\n",
+            "t.yml",
+            std::path::Path::new("."),
+        )
+        .unwrap();
+        let rules: Vec<_> =
+            cfg.file.alerting.unwrap().alert_relabel_configs.iter().map(|r| r.compiled.clone()).collect();
+        let out = relabel(&[alert("a"), alert("b")], &rules);
+        assert_eq!(out.len(), 1);
+        assert_eq!(out[0].labels.get("team"), Some("ops"));
+        assert_eq!(out[0].labels.get("instance"), Some("a"));
+    }
+
+    #[test]
+    fn full_queue_drops_the_oldest_and_counts_them() {
+        let _ = rustls::crypto::ring::default_provider().install_default();
+        let dir = tempfile::tempdir().unwrap();
+        let db = crate::tsdb::Db::open(dir.path(), Default::default()).unwrap().0;
+        let metrics = Metrics::new(db);
+        let f = Forwarder::new(metrics.clone());
+        let cfg = crate::config::load_str(
+            "alerting:\n  alertmanagers:\n    - static_configs:\n        - targets: ['127.0.0.1:9']\n",
+            "t.yml",
+            std::path::Path::new("."),
+        )
+        .unwrap();
+        assert_eq!(f.apply(cfg.file.alerting.as_ref()), Ok(1));
+        assert_eq!(f.urls(), vec!["http://127.0.0.1:9/api/v2/alerts"]);
+        // Nothing drains the queue (run is not spawned): the newest QUEUE_CAPACITY stay.
+        f.send((0..QUEUE_CAPACITY).map(|i| alert(&i.to_string())).collect());
+        f.send(vec![alert("newest-1"), alert("newest-2")]);
+        let q = f.queue.lock();
+        assert_eq!(q.len(), QUEUE_CAPACITY);
+        assert_eq!(q.front().unwrap().labels.get("instance"), Some("2"));
+        assert_eq!(q.back().unwrap().labels.get("instance"), Some("newest-2"));
+        drop(q);
+        assert!(metrics.encode().contains("vigie_notifications_dropped_total 2"), "{}", metrics.encode());
+    }
+}

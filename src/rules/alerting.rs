@@ -70,13 +70,22 @@ pub struct TemplateEnv<'a> {
     pub query: Option<template::QueryFn>,
 }
 
+/// A rule's label and annotation templates, parsed once.
+struct RuleTemplates {
+    cell: template::EvalCell,
+    labels: Vec<(String, template::Compiled)>,
+    annotations: Vec<(String, template::Compiled)>,
+}
+
 /// The state of one alerting rule across evaluations.
-#[derive(Debug, Default)]
 pub struct AlertingState {
     pub active: HashMap<Labels, ActiveAlert>,
     /// `ALERTS` series are written only once `for` state was restored (or there was
     /// nothing to restore).
     pub restored: bool,
+    /// Parsed at the first evaluation that has results (the rule's templates never change
+    /// for one state: a changed rule gets a new one).
+    templates: Option<RuleTemplates>,
 }
 
 /// The rule settings the state machine needs.
@@ -90,7 +99,7 @@ pub struct AlertRule<'a> {
 
 impl AlertingState {
     pub fn new(restored: bool) -> Self {
-        AlertingState { active: HashMap::new(), restored }
+        AlertingState { active: HashMap::new(), restored, templates: None }
     }
 
     /// Feeds one evaluation's result at `ts` (the rule's query ran at `ts - offset`);
@@ -104,7 +113,22 @@ impl AlertingState {
         limit: usize,
     ) -> Result<Vec<Sample>, String> {
         let mut current: HashMap<Labels, ActiveAlert> = HashMap::with_capacity(result.len());
-        let tmpl_name = format!("__alert_{}", rule.name);
+        if !result.is_empty() && self.templates.is_none() {
+            let cell = template::EvalCell::default();
+            let name = format!("__alert_{}", rule.name);
+            let compile = |pairs: &[(String, String)]| -> Vec<(String, template::Compiled)> {
+                pairs.iter().map(|(k, v)| (k.clone(), template::Compiled::new(&name, v, &cell))).collect()
+            };
+            let (labels, annotations) = (compile(rule.labels), compile(rule.annotations));
+            self.templates = Some(RuleTemplates { cell, labels, annotations });
+        }
+        if let Some(t) = &self.templates {
+            *t.cell.write() = template::Evaluation {
+                time_ms: ts,
+                query: env.query.clone(),
+                external_url: env.external_url.to_string(),
+            };
+        }
         let empty = Labels::empty();
         let eval_data = TemplateData {
             labels: &empty,
@@ -112,16 +136,11 @@ impl AlertingState {
             external_url: env.external_url,
             value: 0.0,
             time_ms: ts,
-            query: env.query.clone(),
+            query: None,
         };
-        let compile = |pairs: &[(String, String)]| -> Vec<(String, template::Compiled)> {
-            pairs.iter().map(|(k, v)| (k.clone(), template::Compiled::new(&tmpl_name, v, &eval_data))).collect()
-        };
-        let (label_tmpls, annotation_tmpls) = if result.is_empty() {
-            (Vec::new(), Vec::new())
-        } else {
-            (compile(rule.labels), compile(rule.annotations))
-        };
+        let no_templates = (Vec::new(), Vec::new());
+        let (label_tmpls, annotation_tmpls) =
+            self.templates.as_ref().map_or((&no_templates.0, &no_templates.1), |t| (&t.labels, &t.annotations));
         for s in result {
             let data = TemplateData { labels: &s.labels, value: s.v, ..eval_data.clone() };
             let expand = |t: &template::Compiled| {
@@ -132,7 +151,7 @@ impl AlertingState {
             };
             let mut lb = LabelsBuilder::from(&s.labels);
             lb.del(METRIC_NAME);
-            for (k, t) in &label_tmpls {
+            for (k, t) in label_tmpls {
                 lb.set(k.as_str(), expand(t));
             }
             lb.set("alertname", rule.name);

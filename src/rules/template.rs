@@ -18,6 +18,19 @@ use crate::promql::Sample;
 /// Runs a PromQL query for the `query` function: an instant vector at the evaluation time.
 pub type QueryFn = Arc<dyn Fn(&str) -> Result<Vec<Sample>, String> + Send + Sync>;
 
+/// What changes from one evaluation to the next: the templates of a rule are parsed once
+/// and their functions read the current evaluation from here.
+#[derive(Clone, Default)]
+pub struct Evaluation {
+    /// Evaluation time in milliseconds.
+    pub time_ms: i64,
+    pub query: Option<QueryFn>,
+    pub external_url: String,
+}
+
+/// The evaluation a rule's parsed templates read.
+pub type EvalCell = Arc<parking_lot::RwLock<Evaluation>>;
+
 /// What a rule's templates see.
 #[derive(Clone)]
 pub struct TemplateData<'a> {
@@ -219,17 +232,17 @@ fn query_escape(s: &str) -> String {
     form_urlencoded::byte_serialize(s.as_bytes()).collect()
 }
 
-fn funcs(data: &TemplateData<'_>) -> FuncMap {
+fn funcs(cell: &EvalCell) -> FuncMap {
     let mut f = FuncMap::new();
     let mut add = |name: &str, func: gotmpl::ValueFunc| {
         f.insert(name.to_string(), func);
     };
-    let query = data.query.clone();
+    let c = cell.clone();
     add(
         "query",
         Arc::new(move |args: &[Value]| {
             let q = text_arg(args, 0);
-            let Some(run) = &query else { return Err(fail("query is not available here")) };
+            let Some(run) = c.read().query.clone() else { return Err(fail("query is not available here")) };
             let samples = run(&q).map_err(fail)?;
             Ok(Value::List(samples.iter().map(sample_value).collect::<Vec<_>>().into()))
         }),
@@ -346,12 +359,12 @@ fn funcs(data: &TemplateData<'_>) -> FuncMap {
             Ok(string(crate::config::PromDuration(std::time::Duration::from_secs_f64(v.max(0.0))).to_string()))
         }),
     );
-    let now = data.time_ms as f64 / 1000.0;
-    add("now", Arc::new(move |_: &[Value]| Ok(Value::Float(now))));
-    let url = data.external_url.to_string();
-    let path = url_path(&url);
-    add("externalURL", Arc::new(move |_: &[Value]| Ok(string(&url))));
-    add("pathPrefix", Arc::new(move |_: &[Value]| Ok(string(&path))));
+    let c = cell.clone();
+    add("now", Arc::new(move |_: &[Value]| Ok(Value::Float(c.read().time_ms as f64 / 1000.0))));
+    let c = cell.clone();
+    add("externalURL", Arc::new(move |_: &[Value]| Ok(string(&c.read().external_url))));
+    let c = cell.clone();
+    add("pathPrefix", Arc::new(move |_: &[Value]| Ok(string(url_path(&c.read().external_url)))));
     add(
         "parseDuration",
         Arc::new(|args: &[Value]| {
@@ -425,10 +438,10 @@ fn data_value(data: &TemplateData<'_>) -> Value {
     Value::Map(Arc::new(m))
 }
 
-fn parse(name: &str, text: &str, data: &TemplateData<'_>) -> Result<Template, TemplateError> {
+fn parse(name: &str, text: &str, cell: &EvalCell) -> Result<Template, TemplateError> {
     Template::new(name)
         .missing_key(gotmpl::MissingKey::ZeroValue)
-        .funcs(funcs(data))
+        .funcs(funcs(cell))
         .parse(&format!("{PREAMBLE}{text}"))
 }
 
@@ -443,7 +456,7 @@ pub fn check(text: &str) -> Result<(), String> {
         time_ms: 0,
         query: None,
     };
-    let t = parse("__alert", text, &data).map_err(|e| e.to_string())?;
+    let t = parse("__alert", text, &EvalCell::default()).map_err(|e| e.to_string())?;
     // Go rejects an unknown function when parsing; this engine finds it when running, so
     // run once on empty data and keep only that kind of error (others depend on the data).
     match t.execute_to_string(&data_value(&data)) {
@@ -460,10 +473,9 @@ pub struct Compiled {
 }
 
 impl Compiled {
-    /// Parses `text` with the functions of `data`'s evaluation (its labels and value are
-    /// not read here).
-    pub fn new(name: &str, text: &str, data: &TemplateData<'_>) -> Self {
-        let parsed = text.contains("{{").then(|| parse(name, text, data).map_err(|e| e.to_string()));
+    /// Parses `text`; its functions read the evaluation in `cell` when they run.
+    pub fn new(name: &str, text: &str, cell: &EvalCell) -> Self {
+        let parsed = text.contains("{{").then(|| parse(name, text, cell).map_err(|e| e.to_string()));
         Compiled { text: text.to_string(), parsed }
     }
 
@@ -484,7 +496,12 @@ impl Compiled {
 
 /// Expands `text` once; an error is returned as text for the caller to put in its place.
 pub fn expand(name: &str, text: &str, data: &TemplateData<'_>) -> Result<String, String> {
-    Compiled::new(name, text, data).render(data)
+    let cell = EvalCell::new(parking_lot::RwLock::new(Evaluation {
+        time_ms: data.time_ms,
+        query: data.query.clone(),
+        external_url: data.external_url.to_string(),
+    }));
+    Compiled::new(name, text, &cell).render(data)
 }
 
 #[cfg(test)]
