@@ -255,12 +255,26 @@ fn check(what: CheckWhat) -> ExitCode {
     let mut failed = false;
     for f in &files {
         match vigie::config::load_file(f) {
-            Ok(cfg) => println!(
-                "{}: SUCCESS: {} scrape jobs, {} rule files",
-                f.display(),
-                cfg.scrape_jobs.len(),
-                cfg.rule_files.len()
-            ),
+            Ok(cfg) => {
+                // As promtool: the rule files the config names are checked too.
+                let rule_files = match vigie::rules::expand_patterns(&cfg.rule_files) {
+                    Ok(r) => r,
+                    Err(e) => {
+                        eprintln!("{e}");
+                        failed = true;
+                        continue;
+                    }
+                };
+                println!(
+                    "{}: SUCCESS: {} scrape jobs, {} rule files found",
+                    f.display(),
+                    cfg.scrape_jobs.len(),
+                    rule_files.len()
+                );
+                if !rule_files.is_empty() && check_rules(&rule_files) != ExitCode::SUCCESS {
+                    failed = true;
+                }
+            }
             Err(e) => {
                 eprintln!("{e}");
                 failed = true;

@@ -291,8 +291,9 @@ fn validate_rule(r: RuleSpec, group_labels: &BTreeMap<String, String>) -> Result
         })?;
     }
     if is_alert {
-        for (k, v) in labels.iter().chain(r.annotations.iter()) {
-            super::template::check(v).map_err(|e| (None, format!("msg={k:?}: template: {e}")))?;
+        let kinds = labels.iter().map(|kv| ("label", kv)).chain(r.annotations.iter().map(|kv| ("annotation", kv)));
+        for (kind, (k, v)) in kinds {
+            super::template::check(v).map_err(|e| (None, format!("{kind} {k:?}: template: {e}")))?;
         }
     }
     let kind = if is_alert {
@@ -331,4 +332,61 @@ fn is_metric_name(name: &str) -> bool {
 /// The group's label set (without templates) that the `/api/v1/rules` endpoint shows for a rule.
 pub fn static_labels(rule: &RuleDef) -> Labels {
     Labels::from_pairs(rule.labels.iter().map(|(k, v)| (k.as_str(), v.as_str())))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn groups(text: &str) -> Result<Vec<GroupDef>, RuleFileError> {
+        parse(text, "r.yml", &GroupDefaults::default())
+    }
+
+    fn rule_error(text: &str) -> String {
+        let g = groups(text).unwrap();
+        g.iter().flat_map(|g| g.errors()).next().expect("an invalid rule").to_string()
+    }
+
+    #[test]
+    fn valid_file_with_defaults_and_group_labels() {
+        let g = groups(
+            "groups:\n  - name: a\n    labels:\n      team: web\n    rules:\n      - alert: Up\n        expr: up == 0\n        for: 5m\n        labels:\n          team: db\n",
+        )
+        .unwrap();
+        assert_eq!(g[0].interval, Duration::from_secs(60));
+        let r = &g[0].rules[0];
+        assert!(r.error.is_none() && r.is_alert());
+        assert_eq!(r.labels, vec![("team".to_string(), "db".to_string())], "the rule's label overrides the group's");
+        assert_eq!(
+            r.kind,
+            RuleKind::Alert { hold: Duration::from_secs(300), keep_firing_for: Duration::ZERO, annotations: vec![] }
+        );
+    }
+
+    #[test]
+    fn structural_errors_fail_the_file_with_a_position() {
+        let e = groups("groups:\n  - name: a\n    rules: []\n  - name: a\n    rules: []\n").unwrap_err().to_string();
+        assert_eq!(e, "r.yml:4:11: groupname: \"a\" is repeated in the same file");
+        let e = groups("groups:\n  - name: a\n    bogus: 1\n").unwrap_err().to_string();
+        assert!(e.starts_with("r.yml:3:5: unknown field `bogus`"), "{e}");
+    }
+
+    #[test]
+    fn rule_errors_name_group_rule_and_position() {
+        let e = rule_error("groups:\n  - name: g\n    rules:\n      - record: x\n        expr: rate(up[5m]\n");
+        assert!(
+            e.starts_with("r.yml:5:15: group \"g\", rule 1, \"x\": could not parse expression: parse error"),
+            "{e}"
+        );
+        let e = rule_error("groups:\n  - name: g\n    rules:\n      - record: x\n        alert: y\n        expr: up\n");
+        assert!(e.ends_with("only one of 'record' and 'alert' must be set"), "{e}");
+        let e = rule_error("groups:\n  - name: g\n    rules:\n      - record: x\n        expr: up\n        for: 1m\n");
+        assert!(e.ends_with("invalid field 'for' in recording rule"), "{e}");
+        let e = rule_error("groups:\n  - name: g\n    rules:\n      - record: 'bad name'\n        expr: up\n");
+        assert!(e.ends_with("invalid recording rule name: bad name"), "{e}");
+        let e = rule_error(
+            "groups:\n  - name: g\n    rules:\n      - alert: A\n        expr: up\n        annotations:\n          s: '{{ .Unclosed'\n",
+        );
+        assert!(e.contains("annotation \"s\": template:"), "{e}");
+    }
 }
