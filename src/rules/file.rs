@@ -389,4 +389,69 @@ mod tests {
         );
         assert!(e.contains("annotation \"s\": template:"), "{e}");
     }
+
+    mod fuzz {
+        use proptest::prelude::*;
+
+        use super::*;
+
+        /// Pieces of rule files, valid and not, glued at random.
+        fn rule_file() -> impl Strategy<Value = String> {
+            let piece = prop_oneof![
+                Just("groups:\n".to_string()),
+                Just("  - name: g\n".to_string()),
+                Just("    interval: 30s\n".to_string()),
+                Just("    interval: -1\n".to_string()),
+                Just("    limit: 3\n".to_string()),
+                Just("    rules:\n".to_string()),
+                Just("      - record: a:b\n".to_string()),
+                Just("      - alert: A\n".to_string()),
+                Just("        expr: sum by (x) (rate(m[5m]))\n".to_string()),
+                Just("        expr: sum(\n".to_string()),
+                Just("        for: 5m\n".to_string()),
+                Just("        labels: {s: '{{ $value }}'}\n".to_string()),
+                Just("        annotations: {d: '{{ if }}'}\n".to_string()),
+                Just("\t\"'{[&*!%\n".to_string()),
+                "[ -~]{0,12}\n",
+            ];
+            prop::collection::vec(piece, 0..14).prop_map(|v| v.concat())
+        }
+
+        proptest! {
+            #![proptest_config(ProptestConfig { cases: 512, ..ProptestConfig::default() })]
+
+            /// Any text gives groups or a positioned error, never a panic; every invalid
+            /// rule carries its error.
+            #[test]
+            fn random_rule_files_never_panic(text in rule_file()) {
+                match parse(&text, "f.yml", &GroupDefaults::default()) {
+                    Ok(groups) => {
+                        for r in groups.iter().flat_map(|g| &g.rules) {
+                            prop_assert_eq!(r.query.is_none(), r.error.is_some());
+                            if let Some(e) = &r.error {
+                                prop_assert!(e.starts_with("f.yml:"), "{}", e);
+                            }
+                        }
+                    }
+                    Err(e) => prop_assert!(e.to_string().starts_with("f.yml:"), "{}", e),
+                }
+            }
+
+            /// Template expansion returns text or an error for any input.
+            #[test]
+            fn random_templates_never_panic(text in "[ -~]{0,40}", value in any::<f64>()) {
+                let labels = Labels::from_pairs([("instance", "a:1")]);
+                let data = super::super::super::template::TemplateData {
+                    labels: &labels,
+                    external_labels: &labels,
+                    external_url: "http://x",
+                    value,
+                    time_ms: 0,
+                    query: None,
+                };
+                let _ = super::super::super::template::expand("t", &format!("{{{{{text}}}}}"), &data);
+                let _ = super::super::super::template::expand("t", &text, &data);
+            }
+        }
+    }
 }
