@@ -11,7 +11,7 @@ use promql_parser::parser::{AtModifier, Expr, Offset, VectorSelector};
 
 use super::QueryError;
 use crate::model::METRIC_NAME;
-use crate::tsdb::{Matcher, Querier, SeriesData};
+use crate::tsdb::{Matcher, Querier, SelectRequest, SeriesData};
 
 /// Series loaded per selector, keyed by the selector's address.
 pub type Loaded = HashMap<usize, Vec<SeriesData>>;
@@ -78,39 +78,48 @@ pub fn matchers(vs: &VectorSelector) -> Result<Vec<Matcher>, QueryError> {
 
 /// Loads the data of every selector in `expr` for evaluation times in `[start, end]`.
 pub fn preload(expr: &Expr, q: &dyn Querier, w: &Window, start: i64, end: i64) -> Result<Loaded, QueryError> {
-    let mut ranges: HashMap<usize, (&VectorSelector, i64, i64)> = HashMap::new();
+    let mut ranges: HashMap<usize, Range<'_>> = HashMap::new();
     collect(expr, w, start, end, &mut ranges);
     let mut keys = Vec::with_capacity(ranges.len());
     let mut requests = Vec::with_capacity(ranges.len());
-    for (k, (vs, mint, maxt)) in ranges {
+    for (k, r) in ranges {
         keys.push(k);
-        requests.push((matchers(vs)?, mint, maxt));
+        requests.push(SelectRequest {
+            matchers: matchers(r.vs)?,
+            mint: r.mint,
+            maxt: r.maxt,
+            latest_only: r.latest_only,
+        });
     }
     // One read for all selectors: they see the same commits.
     Ok(keys.into_iter().zip(q.select_many(&requests)).collect())
 }
 
-fn note<'a>(ranges: &mut HashMap<usize, (&'a VectorSelector, i64, i64)>, vs: &'a VectorSelector, mint: i64, maxt: i64) {
-    let e = ranges.entry(key(vs)).or_insert((vs, mint, maxt));
-    e.1 = e.1.min(mint);
-    e.2 = e.2.max(maxt);
+/// The samples one selector needs.
+struct Range<'a> {
+    vs: &'a VectorSelector,
+    mint: i64,
+    maxt: i64,
+    /// Only read as an instant selector at a single time: its newest sample is enough.
+    latest_only: bool,
 }
 
-fn collect<'a>(
-    expr: &'a Expr,
-    w: &Window,
-    start: i64,
-    end: i64,
-    ranges: &mut HashMap<usize, (&'a VectorSelector, i64, i64)>,
-) {
+fn note<'a>(ranges: &mut HashMap<usize, Range<'a>>, vs: &'a VectorSelector, mint: i64, maxt: i64, latest_only: bool) {
+    let e = ranges.entry(key(vs)).or_insert(Range { vs, mint, maxt, latest_only });
+    e.mint = e.mint.min(mint);
+    e.maxt = e.maxt.max(maxt);
+    e.latest_only &= latest_only;
+}
+
+fn collect<'a>(expr: &'a Expr, w: &Window, start: i64, end: i64, ranges: &mut HashMap<usize, Range<'a>>) {
     match expr {
         Expr::VectorSelector(vs) => {
             let (lo, hi) = shifted(&vs.at, &vs.offset, w, start, end);
-            note(ranges, vs, lo - w.lookback, hi);
+            note(ranges, vs, lo - w.lookback, hi, lo == hi);
         }
         Expr::MatrixSelector(ms) => {
             let (lo, hi) = shifted(&ms.vs.at, &ms.vs.offset, w, start, end);
-            note(ranges, &ms.vs, lo - ms.range.as_millis() as i64, hi);
+            note(ranges, &ms.vs, lo - ms.range.as_millis() as i64, hi, false);
         }
         Expr::Subquery(sq) => {
             let (lo, hi) = shifted(&sq.at, &sq.offset, w, start, end);

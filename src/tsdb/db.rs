@@ -21,7 +21,7 @@ use super::block::{Block, BlockError, BlockMeta, new_ulid};
 use super::head::ReadView;
 use super::head::merge_points;
 use super::wal::WalError;
-use super::{BlockChunk, CHUNK_RANGE_MS, Head, Matcher, OpenReport, Querier, SeriesData, encode_chunks};
+use super::{BlockChunk, CHUNK_RANGE_MS, Head, Matcher, OpenReport, Querier, SelectRequest, SeriesData, encode_chunks};
 use crate::model::Labels;
 
 #[derive(Debug, thiserror::Error)]
@@ -424,8 +424,15 @@ impl Db {
     /// The head is read before the block list is taken: head compaction adds a block
     /// before it drops those samples from the head, so a read in between sees them twice
     /// (merged as one) rather than not at all.
-    fn select_all(&self, view: &ReadView, matchers: &[Matcher], mint: i64, maxt: i64) -> Vec<SeriesData> {
-        let head = view.select(matchers, mint, maxt);
+    fn select_all(
+        &self,
+        view: &ReadView,
+        matchers: &[Matcher],
+        mint: i64,
+        maxt: i64,
+        latest_only: bool,
+    ) -> Vec<SeriesData> {
+        let head = view.select_window(matchers, mint, maxt, latest_only);
         let blocks: Vec<Arc<Block>> =
             self.blocks().into_iter().filter(|b| b.meta.max_time > mint && b.meta.min_time <= maxt).collect();
         if blocks.is_empty() {
@@ -445,7 +452,12 @@ impl Db {
             }
         }
         head.into_iter().for_each(add);
-        merged.into_iter().map(|(labels, points)| SeriesData { labels, points }).collect()
+        let mut out: Vec<SeriesData> =
+            merged.into_iter().map(|(labels, points)| SeriesData { labels, points }).collect();
+        if latest_only {
+            super::keep_latest(&mut out);
+        }
+        out
     }
 }
 
@@ -476,12 +488,12 @@ fn rechunk(chunks: Vec<BlockChunk>) -> Vec<BlockChunk> {
 
 impl Querier for Db {
     fn select(&self, matchers: &[Matcher], mint: i64, maxt: i64) -> Vec<SeriesData> {
-        self.select_all(&self.head.begin_read(), matchers, mint, maxt)
+        self.select_all(&self.head.begin_read(), matchers, mint, maxt, false)
     }
 
-    fn select_many(&self, requests: &[(Vec<Matcher>, i64, i64)]) -> Vec<Vec<SeriesData>> {
+    fn select_many(&self, requests: &[SelectRequest]) -> Vec<Vec<SeriesData>> {
         let view = self.head.begin_read();
-        requests.iter().map(|(m, mint, maxt)| self.select_all(&view, m, *mint, *maxt)).collect()
+        requests.iter().map(|r| self.select_all(&view, &r.matchers, r.mint, r.maxt, r.latest_only)).collect()
     }
 
     fn series(&self, matchers: &[Matcher], mint: i64, maxt: i64) -> Vec<Labels> {

@@ -18,7 +18,7 @@ use parking_lot::{Mutex, RwLock};
 use super::chunk::{self, ChunkEncoder, ChunkIter};
 use super::index::Postings;
 use super::wal::{self, Record, ReplayStats, Wal, WalError};
-use super::{Appender, CommitResult, Matcher, Point, Querier, SeriesData, SeriesRef};
+use super::{Appender, CommitResult, Matcher, Point, Querier, SelectRequest, SeriesData, SeriesRef};
 use crate::model::{Labels, PackedLabels, is_stale_nan};
 
 /// Chunks never span a multiple of this (the smallest block range, 2 h).
@@ -260,6 +260,24 @@ fn decode_window(snap: &Snapshot, mint: i64, maxt: i64) -> Vec<Point> {
         }
     }
     if snap.late.is_empty() { out } else { merge_points(&out, &snap.late) }
+}
+
+/// The newest sample in `[mint, maxt]`, decoding chunks from the newest back only until
+/// one has a sample in the window (in-order chunks do not overlap in time).
+fn decode_latest(snap: &Snapshot, mint: i64, maxt: i64) -> Vec<Point> {
+    if !snap.late.is_empty() {
+        let mut all = decode_window(snap, mint, maxt);
+        return all.pop().into_iter().collect();
+    }
+    for c in snap.chunks.iter().rev() {
+        if let Ok(it) = ChunkIter::new(c) {
+            let newest = it.filter(|(t, _)| *t >= mint && *t <= maxt).last();
+            if let Some((t, v)) = newest {
+                return vec![Point { t, v }];
+            }
+        }
+    }
+    Vec::new()
 }
 
 /// Merges two time-sorted runs; on equal timestamps the first run wins.
@@ -866,6 +884,11 @@ pub struct ReadView<'a> {
 
 impl ReadView<'_> {
     pub fn select(&self, matchers: &[Matcher], mint: i64, maxt: i64) -> Vec<SeriesData> {
+        self.select_window(matchers, mint, maxt, false)
+    }
+
+    /// [`Self::select`], or with `latest_only` just each series' newest sample in the window.
+    pub fn select_window(&self, matchers: &[Matcher], mint: i64, maxt: i64, latest_only: bool) -> Vec<SeriesData> {
         let mut out: Vec<SeriesData> = self
             .head
             .matching(matchers)
@@ -876,7 +899,8 @@ impl ReadView<'_> {
                     let maxt = maxt.min(c.visible_until(self.seq));
                     (c.snapshot(mint, maxt), maxt)
                 };
-                let points = decode_window(&chunks, mint, maxt);
+                let points =
+                    if latest_only { decode_latest(&chunks, mint, maxt) } else { decode_window(&chunks, mint, maxt) };
                 (!points.is_empty()).then(|| SeriesData { labels: s.labels.unpack(), points })
             })
             .collect();
@@ -902,9 +926,9 @@ impl Querier for Head {
         self.begin_read().select(matchers, mint, maxt)
     }
 
-    fn select_many(&self, requests: &[(Vec<Matcher>, i64, i64)]) -> Vec<Vec<SeriesData>> {
+    fn select_many(&self, requests: &[SelectRequest]) -> Vec<Vec<SeriesData>> {
         let view = self.begin_read();
-        requests.iter().map(|(m, mint, maxt)| view.select(m, *mint, *maxt)).collect()
+        requests.iter().map(|r| view.select_window(&r.matchers, r.mint, r.maxt, r.latest_only)).collect()
     }
 
     fn series(&self, matchers: &[Matcher], mint: i64, maxt: i64) -> Vec<Labels> {

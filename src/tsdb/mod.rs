@@ -85,6 +85,34 @@ pub struct CommitResult {
     pub wal_error: Option<String>,
 }
 
+/// One selector's read in a [`Querier::select_many`].
+#[derive(Clone, Debug)]
+pub struct SelectRequest {
+    pub matchers: Vec<Matcher>,
+    pub mint: i64,
+    pub maxt: i64,
+    /// Only the newest sample of each series in the window is wanted (an instant selector
+    /// evaluated at one time: most alerting rules), so older chunks need not be decoded.
+    pub latest_only: bool,
+}
+
+impl SelectRequest {
+    /// A request for every sample in `[mint, maxt]`.
+    pub fn all(matchers: Vec<Matcher>, mint: i64, maxt: i64) -> Self {
+        SelectRequest { matchers, mint, maxt, latest_only: false }
+    }
+}
+
+/// Keeps only the newest point of each series (what a `latest_only` read returns).
+pub fn keep_latest(series: &mut [SeriesData]) {
+    for s in series {
+        if s.points.len() > 1 {
+            let last = *s.points.last().expect("len > 1");
+            s.points = vec![last];
+        }
+    }
+}
+
 /// Read access for the query engine and the API.
 pub trait Querier: Send + Sync {
     /// Series matching all `matchers` with their samples in `[mint, maxt]` (inclusive);
@@ -92,8 +120,17 @@ pub trait Querier: Send + Sync {
     fn select(&self, matchers: &[Matcher], mint: i64, maxt: i64) -> Vec<SeriesData>;
     /// Several selects that see the same data: no commit is visible to one and not to
     /// another (one query's selectors).
-    fn select_many(&self, requests: &[(Vec<Matcher>, i64, i64)]) -> Vec<Vec<SeriesData>> {
-        requests.iter().map(|(m, mint, maxt)| self.select(m, *mint, *maxt)).collect()
+    fn select_many(&self, requests: &[SelectRequest]) -> Vec<Vec<SeriesData>> {
+        requests
+            .iter()
+            .map(|r| {
+                let mut s = self.select(&r.matchers, r.mint, r.maxt);
+                if r.latest_only {
+                    keep_latest(&mut s);
+                }
+                s
+            })
+            .collect()
     }
     /// Label sets of the series matching `matchers` that have samples in `[mint, maxt]`.
     fn series(&self, matchers: &[Matcher], mint: i64, maxt: i64) -> Vec<Labels>;

@@ -405,8 +405,8 @@ fn reads_never_see_part_of_a_commit() {
         // before it, less one commit (the newest time is raised after the commit is seen).
         let Some((_, newest)) = head.time_range() else { continue };
         let requests = vec![
-            (vec![Matcher::equal("odd", "0")], newest - 5_000, i64::MAX),
-            (vec![Matcher::equal("odd", "1")], newest - 5_000, i64::MAX),
+            SelectRequest::all(vec![Matcher::equal("odd", "0")], newest - 5_000, i64::MAX),
+            SelectRequest::all(vec![Matcher::equal("odd", "1")], newest - 5_000, i64::MAX),
         ];
         let got = head.select_many(&requests);
         let (even, odd) = (ends(&got[0]), ends(&got[1]));
