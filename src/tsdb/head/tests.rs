@@ -421,3 +421,41 @@ fn reads_never_see_part_of_a_commit() {
     // Nothing is held back once the writes are done.
     assert_eq!(ends(&head.select(&[Matcher::equal("__name__", "m")], i64::MIN, i64::MAX)), vec![last * 1000]);
 }
+
+#[test]
+fn latest_only_reads_match_the_last_point_of_a_full_read() {
+    let head = Head::new();
+    head.set_out_of_order_window(Duration::from_secs(3600));
+    let mut app = head.appender();
+    let a = app.series_ref(&l(&[("__name__", "x"), ("s", "a")]));
+    let b = app.series_ref(&l(&[("__name__", "x"), ("s", "b")]));
+    // Several chunks for `a`; `b` has a gap, so some windows fall between its chunks.
+    for i in 0..600i64 {
+        app.append(a, i * 15_000, i as f64);
+        if !(200..400).contains(&i) {
+            app.append(b, i * 15_000, -(i as f64));
+        }
+    }
+    app.commit();
+    let mut app = head.appender();
+    app.append(a, 100 * 15_000 + 7, 0.5); // a late sample inside a's data
+    app.commit();
+    let m = vec![Matcher::equal("__name__", "x")];
+    for (mint, maxt) in
+        [(0, 9_000_000), (1_499_000, 1_500_010), (3_100_000, 5_000_000), (4_000_000, 4_100_000), (0, 10)]
+    {
+        let full = head.select_many(&[SelectRequest::all(m.clone(), mint, maxt)]).remove(0);
+        let latest = head
+            .select_many(&[SelectRequest { latest_only: true, ..SelectRequest::all(m.clone(), mint, maxt) }])
+            .remove(0);
+        let want: Vec<(Labels, Point)> = full.iter().map(|s| (s.labels.clone(), *s.points.last().unwrap())).collect();
+        let got: Vec<(Labels, Point)> = latest
+            .iter()
+            .map(|s| {
+                assert_eq!(s.points.len(), 1);
+                (s.labels.clone(), s.points[0])
+            })
+            .collect();
+        assert_eq!(got, want, "window [{mint}, {maxt}]");
+    }
+}
