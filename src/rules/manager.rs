@@ -260,6 +260,54 @@ fn same_group(a: &GroupDef, b: &GroupDef) -> bool {
 mod tests {
     use super::*;
 
+    fn file(text: &str) -> Vec<crate::rules::LoadedFile> {
+        let defaults = crate::rules::GroupDefaults { interval: Duration::from_secs(3600), ..Default::default() };
+        vec![("r.yml".to_string(), crate::rules::file::parse(text, "r.yml", &defaults))]
+    }
+
+    #[tokio::test]
+    async fn reload_keeps_unchanged_groups_and_rule_state() {
+        let dir = tempfile::tempdir().unwrap();
+        let db = Db::open(dir.path(), Default::default()).unwrap().0;
+        let engine = Engine::new(db.clone(), Default::default());
+        let m = RuleManager::new(db.clone(), engine, Metrics::new(db.clone()), Vec::new());
+        let v1 = "groups:\n  - name: a\n    rules:\n      - alert: A\n        expr: vector(1)\n  - name: b\n    rules:\n      - record: r\n        expr: vector(2)\n";
+        m.update(file(v1), RuleOptions::default());
+        let before = m.groups();
+        assert_eq!(before.len(), 2);
+        // Give group a some alert state by evaluating it once by hand.
+        m.eval_group(&before[0], 1_000_000, false);
+        assert_eq!(before[0].lock().rules[0].alerts.as_ref().unwrap().active.len(), 1);
+
+        m.update(file(v1), RuleOptions::default());
+        let same = m.groups();
+        assert!(
+            Arc::ptr_eq(&before[0], &same[0]) && Arc::ptr_eq(&before[1], &same[1]),
+            "unchanged groups keep running"
+        );
+
+        // Group a gains a rule: replaced, and its unchanged alert keeps its state.
+        let v2 = v1.replace("expr: vector(1)\n", "expr: vector(1)\n      - record: extra\n        expr: vector(3)\n");
+        m.update(file(&v2), RuleOptions::default());
+        let after = m.groups();
+        assert!(!Arc::ptr_eq(&before[0], &after[0]));
+        assert!(Arc::ptr_eq(&before[1], &after[1]));
+        let g = after[0].lock();
+        assert_eq!(g.rules.len(), 2);
+        assert_eq!(g.rules[0].alerts.as_ref().unwrap().active.len(), 1, "the alert's state carried over");
+        drop(g);
+
+        // A file that no longer parses keeps its groups; removing the group drops it.
+        m.update(file("groups: [ nope"), RuleOptions::default());
+        assert_eq!(m.groups().len(), 2);
+        m.update(
+            file(&v2.replace("  - name: b\n    rules:\n      - record: r\n        expr: vector(2)\n", "")),
+            RuleOptions::default(),
+        );
+        assert_eq!(m.groups().len(), 1);
+        m.stop();
+    }
+
     #[test]
     fn slots_are_aligned_and_stable() {
         let i = Duration::from_secs(15);
