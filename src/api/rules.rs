@@ -25,18 +25,9 @@ fn pairs_json<'a>(pairs: impl Iterator<Item = (&'a String, &'a String)>) -> Json
     Json::Object(pairs.map(|(k, v)| (k.clone(), Json::String(v.clone()))).collect::<Map<_, _>>())
 }
 
-/// Go's `strconv.FormatFloat(v, 'e', -1, 64)`, which Prometheus uses for alert values.
+/// Alert values as Prometheus writes them: Go's `'e'` format.
 fn value_e(v: f64) -> String {
-    if v.is_nan() {
-        return "NaN".into();
-    }
-    if v.is_infinite() {
-        return if v > 0.0 { "+Inf".into() } else { "-Inf".into() };
-    }
-    let s = format!("{v:e}");
-    let (m, e) = s.split_once('e').expect("{:e} has an exponent");
-    let (sign, digits) = e.strip_prefix('-').map_or(("+", e), |d| ("-", d));
-    format!("{m}e{sign}{digits:0>2}")
+    crate::promql::format_exponent(v, false)
 }
 
 fn alert_json(a: &ActiveAlert) -> Json {

@@ -237,14 +237,20 @@ fn compile_job(
     })
 }
 
-fn parse_error(file: &str, e: &serde_saphyr::Error) -> ConfigError {
+/// A YAML error as (line, column, message); the message loses its trailing
+/// " at line L, column C" since the position goes in front instead.
+pub fn yaml_error_parts(e: &serde_saphyr::Error) -> (u64, u64, String) {
     let (line, column) = e.location().map(|l| (l.line(), l.column())).unwrap_or((0, 0));
     let text = e.without_snippet().to_string();
-    // The message ends with " at line L, column C"; the position goes in front instead.
     let message = match text.rfind(" at line ") {
         Some(i) => text[..i].to_string(),
         None => text,
     };
+    (line, column, message)
+}
+
+fn parse_error(file: &str, e: &serde_saphyr::Error) -> ConfigError {
+    let (line, column, message) = yaml_error_parts(e);
     ConfigError::Parse { file: file.to_string(), line, column, message }
 }
 

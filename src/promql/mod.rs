@@ -15,7 +15,7 @@ mod value;
 use std::sync::Arc;
 use std::time::Duration;
 
-pub use value::{RangeSeries, Sample, Value, format_value};
+pub use value::{RangeSeries, Sample, Value, format_exponent, format_value};
 
 use crate::tsdb::Querier;
 

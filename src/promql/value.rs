@@ -49,14 +49,25 @@ pub fn format_value(v: f64) -> String {
     } else if v != 0.0 && (v.abs() < 1e-6 || v.abs() >= 1e21) {
         // As Go's strconv.FormatFloat(v, 'e', -1, 64), which Prometheus's JSON uses for these
         // magnitudes: shortest mantissa, exponent signed and at least two digits.
-        let s = format!("{v:e}");
-        let (mantissa, exp) = s.split_once('e').expect("{:e} has an exponent");
-        let (sign, digits) = exp.strip_prefix('-').map_or(("+", exp), |d| ("-", d));
-        format!("{mantissa}e{sign}{digits:0>2}")
+        format_exponent(v, false)
     } else {
         // Rust's Display for f64 is the shortest round-trip form without an exponent.
         format!("{v}")
     }
+}
+
+/// Go's `strconv.FormatFloat(v, 'e' or 'E', -1, 64)` for finite `v`: shortest mantissa,
+/// exponent signed and at least two digits (`1.5e+03`, `2E-01`). NaN and infinities print
+/// as Prometheus prints them.
+pub fn format_exponent(v: f64, upper: bool) -> String {
+    if !v.is_finite() {
+        return format_value(v);
+    }
+    let s = format!("{v:e}");
+    let (mantissa, exp) = s.split_once('e').expect("{:e} has an exponent");
+    let (sign, digits) = exp.strip_prefix('-').map_or(("+", exp), |d| ("-", d));
+    let e = if upper { 'E' } else { 'e' };
+    format!("{mantissa}{e}{sign}{digits:0>2}")
 }
 
 #[cfg(test)]

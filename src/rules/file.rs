@@ -155,12 +155,7 @@ pub fn parse(text: &str, file: &str, defaults: &GroupDefaults) -> Result<Vec<Gro
         RuleFileSpec::default()
     } else {
         serde_saphyr::from_str(text).map_err(|e| {
-            let (line, column) = e.location().map(|l| (l.line(), l.column())).unwrap_or((0, 0));
-            let text = e.without_snippet().to_string();
-            let message = match text.rfind(" at line ") {
-                Some(i) => text[..i].to_string(),
-                None => text,
-            };
+            let (line, column, message) = crate::config::yaml_error_parts(&e);
             RuleFileError::Invalid { file: file.to_string(), line, column, message }
         })?
     };

@@ -119,6 +119,19 @@ pub fn go_format_g(v: f64, prec: usize) -> String {
     }
 }
 
+/// A magnitude below 1 scaled up by thousands, with its SI prefix (milli … yocto).
+fn scale_small(mut v: f64) -> (f64, &'static str) {
+    let mut prefix = "";
+    for p in ["m", "u", "n", "p", "f", "a", "z", "y"] {
+        if v.abs() >= 1.0 {
+            break;
+        }
+        prefix = p;
+        v *= 1000.0;
+    }
+    (v, prefix)
+}
+
 fn humanize(v: f64) -> String {
     if v == 0.0 || v.is_nan() || v.is_infinite() {
         return go_format_g(v, 4);
@@ -134,13 +147,7 @@ fn humanize(v: f64) -> String {
             v /= 1000.0;
         }
     } else {
-        for p in ["m", "u", "n", "p", "f", "a", "z", "y"] {
-            if v.abs() >= 1.0 {
-                break;
-            }
-            prefix = p;
-            v *= 1000.0;
-        }
+        (v, prefix) = scale_small(v);
     }
     format!("{}{prefix}", go_format_g(v, 4))
 }
@@ -184,15 +191,7 @@ pub fn humanize_duration(v: f64) -> String {
             format!("{sign}{}s", go_format_g(v, 4))
         };
     }
-    let mut v = v;
-    let mut prefix = "";
-    for p in ["m", "u", "n", "p", "f", "a", "z", "y"] {
-        if v.abs() >= 1.0 {
-            break;
-        }
-        prefix = p;
-        v *= 1000.0;
-    }
+    let (v, prefix) = scale_small(v);
     format!("{}{prefix}s", go_format_g(v, 4))
 }
 

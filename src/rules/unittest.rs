@@ -167,18 +167,9 @@ fn go_labels(l: &Labels) -> String {
     format!("{{{}}}", parts.join(", "))
 }
 
-/// Go's `strconv.FormatFloat(v, 'E', -1, 64)`.
+/// Go's `strconv.FormatFloat(v, 'E', -1, 64)`, as promtool prints sample values.
 fn go_float_e(v: f64) -> String {
-    if v.is_nan() {
-        return "NaN".into();
-    }
-    if v.is_infinite() {
-        return if v > 0.0 { "+Inf".into() } else { "-Inf".into() };
-    }
-    let s = format!("{v:E}");
-    let (m, e) = s.split_once('E').expect("{:E} has an exponent");
-    let (sign, digits) = e.strip_prefix('-').map_or(("+", e), |d| ("-", d));
-    format!("{m}E{sign}{digits:0>2}")
+    crate::promql::format_exponent(v, true)
 }
 
 fn indent(text: &str, prefix: &str) -> String {
