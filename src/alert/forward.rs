@@ -182,9 +182,12 @@ impl Forwarder {
                 Ok(r) => Some(format!("bad response status {}", r.status())),
                 Err(err) => Some(crate::scrape::http::describe(&err, e.timeout)),
             };
-            self.metrics.record_notifications(&e.url, alerts.len(), error.is_none());
-            let Some(error) = error else { return };
+            let Some(error) = error else {
+                self.metrics.record_notifications(&e.url, alerts.len(), true);
+                return;
+            };
             if attempt == ATTEMPTS {
+                self.metrics.record_notifications(&e.url, alerts.len(), false);
                 tracing::error!(alertmanager = %e.url, alerts = alerts.len(), error = %error, "sending alerts failed; dropped");
                 self.metrics.record_notifications_dropped(alerts.len());
                 return;

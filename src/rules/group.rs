@@ -63,6 +63,8 @@ pub struct Group {
     pub rules: Vec<RuleRuntime>,
     pub last_eval_ms: Option<i64>,
     pub eval_seconds: f64,
+    /// Replaced or removed by a reload: an evaluation that was already due does nothing.
+    pub retired: bool,
 }
 
 /// Runs a rule's query: an instant vector (a scalar becomes one sample without labels).
@@ -100,12 +102,13 @@ impl Group {
                 rejected: None,
             })
             .collect();
-        Group { def, rules, last_eval_ms: None, eval_seconds: 0.0 }
+        Group { def, rules, last_eval_ms: None, eval_seconds: 0.0, retired: false }
     }
 
     /// Carries rule state over from the group this one replaces (a reload): a rule that
     /// is unchanged keeps its alerts and health.
     pub fn take_state_from(&mut self, old: &mut Group) {
+        old.retired = true;
         self.last_eval_ms = old.last_eval_ms;
         self.eval_seconds = old.eval_seconds;
         let mut taken = vec![false; old.rules.len()];
@@ -132,6 +135,11 @@ impl Group {
                 r.last_eval_ms = o.last_eval_ms;
                 r.eval_seconds = o.eval_seconds;
                 r.alerts = o.alerts.take();
+                // A group replaced by a reload does not restore again (as Prometheus's
+                // CopyState, which copies the alerts but not the flag).
+                if let Some(a) = r.alerts.as_mut() {
+                    a.restored = true;
+                }
                 r.previous = std::mem::take(&mut o.previous);
             }
         }
@@ -158,11 +166,14 @@ impl Group {
             let result = query(env.engine, &q, at).and_then(|samples| match &rule.def.kind {
                 RuleKind::Record => record(&rule.def, samples, self.def.limit),
                 RuleKind::Alert { hold, keep_firing_for, annotations } => {
-                    let state = rule.alerts.as_mut().expect("alerting rules have state");
+                    let Some(state) = rule.alerts.as_mut() else {
+                        return Err("alert state was handed over to a reloaded group".to_string());
+                    };
                     let tenv = TemplateEnv {
                         external_labels: env.external_labels,
                         external_url: env.external_url,
-                        query: Some(template_query(env.engine.clone(), at)),
+                        // Templates' `query` runs at the evaluation time, not shifted by the offset.
+                        query: Some(template_query(env.engine.clone(), ts)),
                     };
                     let spec = AlertRule {
                         name: &rule.def.name,
@@ -175,6 +186,7 @@ impl Group {
                 }
             });
             rule.last_eval_ms = Some(ts);
+            let evaluated = result.is_ok();
             match result {
                 Ok(samples) => {
                     rule.health = if rule.rejected.is_some() { Health::Err } else { Health::Ok };
@@ -206,7 +218,8 @@ impl Group {
                     rule.last_error = Some(e);
                 }
             }
-            if let Some(state) = rule.alerts.as_mut() {
+            // A rule whose query failed sends nothing: its alerts age out by `endsAt`.
+            if let Some(state) = rule.alerts.as_mut().filter(|_| evaluated) {
                 to_send.extend(state.to_send(
                     ts,
                     env.resend_delay,

@@ -157,7 +157,11 @@ impl RuleManager {
         }
         for (_, running) in old {
             let _ = running.stop.send(true);
-            let series = running.group.lock().written_series();
+            let series = {
+                let mut g = running.group.lock();
+                g.retired = true;
+                g.written_series()
+            };
             if !series.is_empty() {
                 let mut app = self.db.head().appender();
                 let t = now_ms();
@@ -219,6 +223,9 @@ impl RuleManager {
     fn eval_group(&self, group: &Mutex<Group>, ts: i64, restore: bool) {
         let opts = self.opts.lock().clone();
         let mut g = group.lock();
+        if g.retired {
+            return;
+        }
         let env = EvalEnv {
             engine: &self.engine,
             external_labels: &opts.external_labels,

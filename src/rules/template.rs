@@ -195,6 +195,14 @@ pub fn humanize_duration(v: f64) -> String {
     format!("{}{prefix}s", go_format_g(v, 4))
 }
 
+/// Prometheus's `floatToTime` bound: the time must fit int64 nanoseconds.
+fn check_time(secs: f64) -> Result<(), TemplateError> {
+    if secs.abs() >= i64::MAX as f64 / 1e9 {
+        return Err(fail(format!("{secs} overflows int64")));
+    }
+    Ok(())
+}
+
 /// Go's `time.Time.String()` in UTC for Unix seconds: `2006-01-02 15:04:05.999999999 +0000 UTC`.
 fn go_time_string(secs: f64) -> String {
     let whole = secs.floor() as i64;
@@ -338,6 +346,7 @@ fn funcs(cell: &EvalCell) -> FuncMap {
             if v.is_nan() || v.is_infinite() {
                 return Ok(string(go_format_g(v, 4)));
             }
+            check_time(v)?;
             Ok(string(go_time_string(v)))
         }),
     );
@@ -348,6 +357,7 @@ fn funcs(cell: &EvalCell) -> FuncMap {
             if v.is_nan() || v.is_infinite() {
                 return Err(fail("value is NaN or Inf"));
             }
+            check_time(v)?;
             Ok(string(go_time_string(v)))
         }),
     );
@@ -355,7 +365,10 @@ fn funcs(cell: &EvalCell) -> FuncMap {
         "toDuration",
         Arc::new(|args: &[Value]| {
             let v = float_arg(args, 0)?;
-            Ok(string(crate::config::PromDuration(std::time::Duration::from_secs_f64(v.max(0.0))).to_string()))
+            check_time(v)?;
+            let d = std::time::Duration::try_from_secs_f64(v.max(0.0))
+                .map_err(|_| fail(format!("{v} overflows a duration")))?;
+            Ok(string(crate::config::PromDuration(d).to_string()))
         }),
     );
     let c = cell.clone();
@@ -572,6 +585,15 @@ mod tests {
         assert!(check("{{ unclosed").is_err());
         assert!(check("{{ nosuchfunc 1 }}").is_err());
         assert!(check("{{ $labels.job }} {{ humanize $value }}").is_ok());
+        for t in ["{{ $value | toDuration }}", "{{ $value | humanizeTimestamp }}", "{{ $value | toTime }}"] {
+            for v in [f64::INFINITY, 1e300, -1e300] {
+                let out = expand_with(t, &[], v);
+                // Prometheus prints NaN and infinities as numbers in humanizeTimestamp.
+                let expected_inf = t.contains("humanizeTimestamp") && v.is_infinite();
+                assert!(expected_inf == (out == "+Inf"), "{t} {v}: {out}");
+                assert!(expected_inf || out.starts_with("<error expanding template:"), "{t} {v}: {out}");
+            }
+        }
     }
 
     #[test]
