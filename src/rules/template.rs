@@ -203,6 +203,12 @@ fn check_time(secs: f64) -> Result<(), TemplateError> {
     Ok(())
 }
 
+/// [`go_time_string`] for a time that fits int64 nanoseconds, else an error.
+fn time_string(secs: f64) -> Result<String, TemplateError> {
+    check_time(secs)?;
+    Ok(go_time_string(secs))
+}
+
 /// Go's `time.Time.String()` in UTC for Unix seconds: `2006-01-02 15:04:05.999999999 +0000 UTC`.
 fn go_time_string(secs: f64) -> String {
     let whole = secs.floor() as i64;
@@ -346,8 +352,7 @@ fn funcs(cell: &EvalCell) -> FuncMap {
             if v.is_nan() || v.is_infinite() {
                 return Ok(string(go_format_g(v, 4)));
             }
-            check_time(v)?;
-            Ok(string(go_time_string(v)))
+            Ok(string(time_string(v)?))
         }),
     );
     add(
@@ -357,8 +362,7 @@ fn funcs(cell: &EvalCell) -> FuncMap {
             if v.is_nan() || v.is_infinite() {
                 return Err(fail("value is NaN or Inf"));
             }
-            check_time(v)?;
-            Ok(string(go_time_string(v)))
+            Ok(string(time_string(v)?))
         }),
     );
     add(
