@@ -267,10 +267,20 @@ fn checkpoints_taken_while_commits_run_lose_nothing() {
     let acknowledged;
     {
         let (head, _) = Head::open(dir.path(), Duration::ZERO, i64::MIN).unwrap();
+        // The writer waits for a checkpoint every 100 rounds, so checkpoints overlap the
+        // commits however the two threads are scheduled.
+        let taken = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
         let writer = {
             let head = head.clone();
+            let taken = taken.clone();
             std::thread::spawn(move || {
                 for round in 0..400i64 {
+                    if round % 100 == 50 {
+                        let want = round as usize / 100 + 1;
+                        while taken.load(std::sync::atomic::Ordering::SeqCst) < want {
+                            std::thread::yield_now();
+                        }
+                    }
                     let mut app = head.appender();
                     for i in 0..(5 + round as usize / 40) {
                         let r = app.series_ref(&l(&[("__name__", "m"), ("i", &i.to_string())]));
@@ -280,13 +290,12 @@ fn checkpoints_taken_while_commits_run_lose_nothing() {
                 }
             })
         };
-        let mut taken = 0;
         while !writer.is_finished() {
             head.checkpoint_wal().unwrap();
-            taken += 1;
+            taken.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
         }
         writer.join().unwrap();
-        assert!(taken >= 2, "{taken} checkpoints");
+        assert!(taken.load(std::sync::atomic::Ordering::SeqCst) >= 4);
         acknowledged = everything(&head);
     }
     let (head, report) = Head::open(dir.path(), Duration::ZERO, i64::MIN).unwrap();
