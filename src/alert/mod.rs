@@ -1,8 +1,19 @@
-//! Alerts as they leave the rule evaluator: the [`Alert`] type that vigie's own router
-//! (a later stage) and external Alertmanagers receive, and the [`forward`] sender that
-//! posts them to Alertmanager's API v2.
+//! Alerts after the rule evaluator: the [`Alert`] type, the [`forward`] sender that posts
+//! them to external Alertmanagers, and vigie's own router with Alertmanager's semantics:
+//! [`config`] (router.yml) → [`route`] tree → [`store`] → [`dispatch`] (aggregation
+//! groups and timers) → at flush time [`inhibit`], [`timeinterval`], [`silence`] → per
+//! integration the [`nflog`] dedup rule → [`notify`] (receivers).
 
+pub mod config;
+pub mod dispatch;
 pub mod forward;
+pub mod inhibit;
+pub mod matcher;
+pub mod nflog;
+pub mod route;
+pub mod silence;
+pub mod store;
+pub mod timeinterval;
 
 use std::collections::BTreeMap;
 

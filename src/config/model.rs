@@ -132,15 +132,25 @@ pub struct ScrapeConfig {
 }
 
 /// HTTP client settings shared by scrape jobs, remote write and alertmanagers.
+/// Also the `http_config` block of Alertmanager's receivers, hence the checks of its own.
 #[derive(Clone, Debug, Default, Deserialize, Serialize, PartialEq)]
+#[serde(deny_unknown_fields)]
 pub struct HttpClientConfig {
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub basic_auth: Option<BasicAuth>,
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub authorization: Option<Authorization>,
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub bearer_token: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub bearer_token_file: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub tls_config: Option<TlsConfig>,
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub proxy_url: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub follow_redirects: Option<bool>,
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub enable_http2: Option<bool>,
 }
 
