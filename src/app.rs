@@ -13,6 +13,7 @@ use tokio::sync::watch;
 
 use crate::alert::AlertSink;
 use crate::alert::forward::Forwarder;
+use crate::alert::router::Router;
 use crate::api::{self, AppState, ReloadFn};
 use crate::config::{self, Config};
 use crate::discovery::DiscoveryManager;
@@ -66,6 +67,19 @@ pub enum AppError {
     Alerting(String),
     #[error("storage: {0}")]
     Storage(#[from] crate::tsdb::DbError),
+    #[error("{0}")]
+    RouterConfig(#[from] crate::alert::config::RouterConfigError),
+    #[error("router: {0}")]
+    Router(#[from] crate::alert::router::RouterError),
+}
+
+fn load_router(
+    path: &Option<PathBuf>,
+) -> Result<crate::alert::config::RouterConfig, crate::alert::config::RouterConfigError> {
+    match path {
+        Some(p) => crate::alert::config::load_file(p),
+        None => Ok(crate::alert::config::RouterConfig::default_config()),
+    }
 }
 
 /// Where vigie scrapes itself in the embedded default config.
@@ -83,6 +97,8 @@ fn load(path: &Option<PathBuf>, default_yaml: &str) -> Result<Config, config::Co
 /// Applies configuration files to the running stages.
 struct Reloader {
     path: Option<PathBuf>,
+    router_path: Option<PathBuf>,
+    router: Arc<Router>,
     default_yaml: String,
     discovery: Mutex<DiscoveryManager>,
     config_tx: watch::Sender<Arc<Config>>,
@@ -118,10 +134,16 @@ impl Reloader {
         Ok(())
     }
 
+    /// Both files are read and checked before either is applied, so a bad one rejects the
+    /// whole reload and everything keeps running as it was.
     fn reload(&self) -> Result<(), String> {
-        let result = self.load();
-        let result = result.map_err(|e| e.to_string()).and_then(|cfg| {
+        let result = self.load().map_err(|e| e.to_string()).and_then(|cfg| {
+            let router = load_router(&self.router_path).map_err(|e| e.to_string())?;
+            Ok((cfg, router))
+        });
+        let result = result.and_then(|(cfg, router)| {
             let jobs = cfg.scrape_jobs.len();
+            self.router.apply(router).map_err(|e| e.to_string())?;
             self.apply(cfg).map(|()| jobs)
         });
         match result {
@@ -149,9 +171,10 @@ pub async fn run(opts: RunOptions) -> Result<(), AppError> {
         "auto" | "files" | "none" => {}
         other => return Err(AppError::Discovery(other.to_string())),
     }
-    if opts.monitors_dir.is_some() || opts.router_config.is_some() {
-        tracing::warn!("--monitors-dir and --router-config are accepted but not read yet by this build");
+    if opts.monitors_dir.is_some() {
+        tracing::warn!("--monitors-dir is accepted but not read yet by this build");
     }
+    let router_config = load_router(&opts.router_config)?;
 
     let db_opts = DbOptions {
         retention: opts.retention,
@@ -189,11 +212,15 @@ pub async fn run(opts: RunOptions) -> Result<(), AppError> {
     );
     let forwarder = Forwarder::new(metrics.clone());
     tokio::spawn(forwarder.clone().run());
-    let sinks: Vec<Arc<dyn AlertSink>> = vec![forwarder.clone()];
-    let rules = RuleManager::new(db.clone(), engine.clone(), metrics.clone(), sinks);
     let external_url = opts.external_url.clone().unwrap_or_else(|| format!("http://{}", self_address(&local)));
+    let router = Router::open(router_config, Some(&opts.data_dir), &external_url, metrics.clone())?;
+    tokio::spawn(router.clone().run());
+    let sinks: Vec<Arc<dyn AlertSink>> = vec![forwarder.clone(), router.clone()];
+    let rules = RuleManager::new(db.clone(), engine.clone(), metrics.clone(), sinks);
     let reloader = Arc::new(Reloader {
         path: opts.config.clone(),
+        router_path: opts.router_config.clone(),
+        router: router.clone(),
         default_yaml,
         discovery: Mutex::new(discovery),
         config_tx,
@@ -224,6 +251,7 @@ pub async fn run(opts: RunOptions) -> Result<(), AppError> {
         engine,
         rules: rules.clone(),
         forwarder,
+        router: router.clone(),
         db: db.clone(),
         targets,
         config: config_rx,
@@ -244,6 +272,7 @@ pub async fn run(opts: RunOptions) -> Result<(), AppError> {
         .await
         .map_err(AppError::Serve)?;
     rules.stop();
+    router.persist_dirty();
     db.close()?;
     tracing::info!("vigie stopped");
     Ok(())

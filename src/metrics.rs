@@ -38,6 +38,12 @@ pub struct Metrics {
     notification_errors: Family<JobLabels, Counter>,
     notifications_dropped: Counter,
     notification_queue: Gauge,
+    am_alerts_received: Family<JobLabels, Counter>,
+    am_alerts_invalid: Counter,
+    am_notifications: Family<JobLabels, Counter>,
+    am_notifications_failed: Family<JobLabels, Counter>,
+    am_requests: Family<JobLabels, Counter>,
+    am_requests_failed: Family<JobLabels, Counter>,
 }
 
 impl std::fmt::Debug for Metrics {
@@ -143,6 +149,12 @@ impl Metrics {
             notification_errors: Family::default(),
             notifications_dropped: Counter::default(),
             notification_queue: Gauge::default(),
+            am_alerts_received: Family::default(),
+            am_alerts_invalid: Counter::default(),
+            am_notifications: Family::default(),
+            am_notifications_failed: Family::default(),
+            am_requests: Family::default(),
+            am_requests_failed: Family::default(),
             registry,
         };
         let mut m = m;
@@ -210,6 +222,37 @@ impl Metrics {
             m.notifications_dropped.clone(),
         );
         r.register("vigie_notifications_queue_length", "Alerts waiting to be sent.", m.notification_queue.clone());
+        // The router's metrics carry Alertmanager's names, so its dashboards and alerts work.
+        r.register(
+            "alertmanager_alerts_received",
+            "Alerts received by the router, by status.",
+            m.am_alerts_received.clone(),
+        );
+        r.register(
+            "alertmanager_alerts_invalid",
+            "Alerts refused by the router as invalid.",
+            m.am_alerts_invalid.clone(),
+        );
+        r.register(
+            "alertmanager_notifications",
+            "Notifications attempted, by integration.",
+            m.am_notifications.clone(),
+        );
+        r.register(
+            "alertmanager_notifications_failed",
+            "Notifications that failed after their retries, by integration.",
+            m.am_notifications_failed.clone(),
+        );
+        r.register(
+            "alertmanager_notification_requests",
+            "Requests made to integrations (each retry counts).",
+            m.am_requests.clone(),
+        );
+        r.register(
+            "alertmanager_notification_requests_failed",
+            "Requests to integrations that failed.",
+            m.am_requests_failed.clone(),
+        );
         r.register_collector(Box::new(HeadCollector(db)));
         Arc::new(m)
     }
@@ -292,6 +335,29 @@ impl Metrics {
 
     pub fn set_notification_queue(&self, n: usize) {
         self.notification_queue.set(n as i64);
+    }
+
+    pub fn record_router_alert_received(&self, firing: bool) {
+        let status = if firing { "firing" } else { "resolved" };
+        self.am_alerts_received.get_or_create(&vec![("status".into(), status.into())]).inc();
+    }
+
+    pub fn record_router_alerts_invalid(&self, n: usize) {
+        self.am_alerts_invalid.inc_by(n as u64);
+    }
+
+    /// One notification through `integration` that took `attempts` requests.
+    pub fn record_router_notification(&self, integration: &str, attempts: usize, ok: bool) {
+        let l = vec![("integration".to_string(), integration.to_string())];
+        self.am_notifications.get_or_create(&l).inc();
+        self.am_requests.get_or_create(&l).inc_by(attempts as u64);
+        let failed_requests = if ok { attempts.saturating_sub(1) } else { attempts };
+        if failed_requests > 0 {
+            self.am_requests_failed.get_or_create(&l).inc_by(failed_requests as u64);
+        }
+        if !ok {
+            self.am_notifications_failed.get_or_create(&l).inc();
+        }
     }
 
     /// The OpenMetrics text of every metric.

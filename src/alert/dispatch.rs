@@ -10,7 +10,7 @@
 use std::collections::HashMap;
 use std::sync::Arc;
 
-use super::route::RouteTree;
+use super::route::{RouteNode, RouteTree};
 use super::store::StoredAlert;
 use crate::model::Labels;
 
@@ -39,7 +39,8 @@ pub struct AggrGroup {
 #[derive(Clone, Debug)]
 pub struct Flush {
     pub id: GroupId,
-    pub route: usize,
+    /// The route as it was when the flush started (a reload may swap the tree meanwhile).
+    pub node: RouteNode,
     pub group_key: String,
     pub group_labels: Labels,
     pub now_ms: i64,
@@ -121,7 +122,7 @@ impl Dispatcher {
             alerts.sort_by(|a, b| alert_order(&a.labels, &b.labels));
             out.push(Flush {
                 id: id.clone(),
-                route: g.route,
+                node: self.tree.nodes[g.route].clone(),
                 group_key: g.key.clone(),
                 group_labels: g.labels.clone(),
                 now_ms,
@@ -138,12 +139,12 @@ impl Dispatcher {
         g.flushing = false;
         if ok {
             for a in &flush.alerts {
-                if a.ends_at_ms != 0 && a.resolved_at(flush.now_ms) {
-                    if let Some(cur) = g.alerts.get(&a.fingerprint)
-                        && cur.updated_at_ms == a.updated_at_ms
-                    {
-                        g.alerts.remove(&a.fingerprint);
-                    }
+                if a.ends_at_ms != 0
+                    && a.resolved_at(flush.now_ms)
+                    && let Some(cur) = g.alerts.get(&a.fingerprint)
+                    && cur.updated_at_ms == a.updated_at_ms
+                {
+                    g.alerts.remove(&a.fingerprint);
                 }
             }
         }

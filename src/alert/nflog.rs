@@ -121,7 +121,8 @@ mod tests {
     fn dedup_truth_table() {
         let now = 100 * MIN;
         let ri = 10 * MIN;
-        let cases: Vec<(Option<Entry>, &[u64], &[u64], bool, bool)> = vec![
+        type Case<'a> = (Option<Entry>, &'a [u64], &'a [u64], bool, bool);
+        let cases: Vec<Case> = vec![
             (None, &[2, 3, 4], &[], false, true),
             (None, &[], &[2, 3, 4], false, false),
             (Some(entry(&[1, 2, 3], &[], now)), &[2, 3, 4], &[], false, true),

@@ -160,13 +160,13 @@ impl Silences {
     pub fn set(&mut self, mut s: Silence, now_ms: i64) -> Result<String, SilenceError> {
         let prev =
             if s.id.is_empty() { None } else { Some(self.by_id.get(&s.id).ok_or(SilenceError::NotFound)?.clone()) };
-        if let Some(prev) = &prev {
-            if can_update(prev, &s, now_ms) {
-                s.validate()?;
-                s.updated_at_ms = now_ms;
-                self.by_id.insert(s.id.clone(), s.clone());
-                return Ok(s.id);
-            }
+        if let Some(prev) = &prev
+            && can_update(prev, &s, now_ms)
+        {
+            s.validate()?;
+            s.updated_at_ms = now_ms;
+            self.by_id.insert(s.id.clone(), s.clone());
+            return Ok(s.id);
         }
         s.id = uuid::Uuid::new_v4().to_string();
         if s.starts_at_ms < now_ms {

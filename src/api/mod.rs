@@ -1,6 +1,7 @@
-//! The HTTP surface: Prometheus API v1, health and reload endpoints, `/metrics`, and the
-//! web pages, all on one listener.
+//! The HTTP surface: Prometheus API v1, Alertmanager API v2, health and reload endpoints,
+//! `/metrics`, and the web pages, all on one listener.
 
+mod alertmanager;
 mod params;
 pub mod prompb;
 pub mod remote_write;
@@ -31,6 +32,7 @@ pub struct AppState {
     pub engine: Engine,
     pub rules: Arc<crate::rules::RuleManager>,
     pub forwarder: Arc<crate::alert::forward::Forwarder>,
+    pub router: Arc<crate::alert::router::Router>,
     pub db: Arc<Db>,
     pub targets: TargetsView,
     pub config: watch::Receiver<Arc<Config>>,
@@ -57,6 +59,12 @@ pub fn router(state: Arc<AppState>) -> Router {
         .route("/api/v1/rules", get(rules::rules))
         .route("/api/v1/alerts", get(rules::alerts))
         .route("/api/v1/alertmanagers", get(rules::alertmanagers))
+        .route("/api/v2/alerts", get(alertmanager::get_alerts).post(alertmanager::post_alerts))
+        .route("/api/v2/alerts/groups", get(alertmanager::get_groups))
+        .route("/api/v2/silences", get(alertmanager::get_silences).post(alertmanager::post_silence))
+        .route("/api/v2/silence/{id}", get(alertmanager::get_silence).delete(alertmanager::delete_silence))
+        .route("/api/v2/status", get(alertmanager::status))
+        .route("/api/v2/receivers", get(alertmanager::receivers))
         .route("/api/v1/status/buildinfo", get(v1::buildinfo))
         .route("/api/v1/status/config", get(v1::status_config))
         .route("/api/v1/status/flags", get(v1::flags))

@@ -1,0 +1,571 @@
+//! The running router: alerts come in (API v2 posts and vigie's own rules), are stored
+//! and grouped; one task sleeps until the next group is due and starts its flush. A flush
+//! drops inhibited, silenced and time-muted alerts, then each integration of the receiver
+//! checks the notification log, sends (with retries until the flush deadline) and logs
+//! what it sent. Silences are on disk before their POST is answered; the notification log
+//! and the alerts are written by a background task shortly after they change.
+
+use std::collections::{HashMap, HashSet};
+use std::path::Path;
+use std::sync::Arc;
+use std::time::Duration;
+
+use parking_lot::{Mutex, RwLock};
+use tokio::sync::Notify;
+
+use super::config::{Integration, RouterConfig};
+use super::dispatch::{Dispatcher, Flush};
+use super::inhibit::Inhibitor;
+use super::matcher::{Matcher, matches_all};
+use super::nflog::{self, NotificationLog};
+use super::notify::{self, NotifyData};
+use super::persist::{PersistError, StateDir};
+use super::silence::{Silence, SilenceError, Silences};
+use super::store::{AlertStore, StoredAlert, alert_hash, ingest, validate};
+use super::{Alert, AlertSink};
+use crate::metrics::Metrics;
+
+/// Dispatcher maintenance (empty groups, expired silences and log entries).
+const MAINTENANCE: Duration = Duration::from_secs(30);
+/// Resolved alerts are kept this long after their end (Alertmanager's `--alerts.gc-interval`).
+const RESOLVED_RETENTION_MS: i64 = 30 * 60_000;
+/// Snapshots of the alerts are written at most this often.
+const ALERTS_SNAPSHOT_EVERY: Duration = Duration::from_secs(1);
+
+const SILENCES_FILE: &str = "silences.json";
+const NFLOG_FILE: &str = "nflog.json";
+const ALERTS_FILE: &str = "alerts.json";
+
+fn now_ms() -> i64 {
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_millis() as i64).unwrap_or(0)
+}
+
+struct State {
+    store: AlertStore,
+    dispatcher: Dispatcher,
+    inhibitor: Inhibitor,
+    silences: Silences,
+    nflog: NotificationLog,
+    alerts_dirty: bool,
+    nflog_dirty: bool,
+}
+
+/// An alert with its live status, as `GET /api/v2/alerts` shows it.
+#[derive(Clone, Debug)]
+pub struct AlertView {
+    pub alert: StoredAlert,
+    pub receivers: Vec<String>,
+    pub silenced_by: Vec<String>,
+    pub inhibited_by: Vec<String>,
+}
+
+impl AlertView {
+    pub fn suppressed(&self) -> bool {
+        !self.silenced_by.is_empty() || !self.inhibited_by.is_empty()
+    }
+}
+
+/// One aggregation group for `GET /api/v2/alerts/groups`.
+#[derive(Clone, Debug)]
+pub struct GroupView {
+    pub labels: crate::model::Labels,
+    pub receiver: String,
+    pub alerts: Vec<AlertView>,
+}
+
+pub struct Router {
+    state: Mutex<State>,
+    config: RwLock<Arc<RouterConfig>>,
+    /// One HTTP client per integration, by receiver name.
+    clients: RwLock<HashMap<String, Vec<reqwest::Client>>>,
+    wake: Notify,
+    persist_wanted: Notify,
+    persist_lock: Mutex<()>,
+    dir: Option<StateDir>,
+    external_url: String,
+    metrics: Arc<Metrics>,
+    started_ms: i64,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum RouterError {
+    #[error(transparent)]
+    Persist(#[from] PersistError),
+    #[error("receiver {receiver:?}: {message}")]
+    Client { receiver: String, message: String },
+}
+
+impl Router {
+    /// Starts from the snapshots in `data_dir` (none in memory-only mode).
+    pub fn open(
+        config: RouterConfig,
+        data_dir: Option<&Path>,
+        external_url: &str,
+        metrics: Arc<Metrics>,
+    ) -> Result<Arc<Router>, RouterError> {
+        let dir = data_dir.map(StateDir::new);
+        let now = now_ms();
+        let mut store = AlertStore::default();
+        let mut silences = Silences::default();
+        let mut nflog = NotificationLog::default();
+        if let Some(dir) = &dir {
+            if let Some(list) = dir.read::<Vec<Silence>>(SILENCES_FILE)? {
+                let bad = silences.restore(list);
+                if bad > 0 {
+                    tracing::warn!(bad, "silences in the snapshot no longer valid were skipped");
+                }
+            }
+            if let Some(list) = dir.read::<Vec<nflog::Entry>>(NFLOG_FILE)? {
+                nflog.restore(list);
+            }
+            if let Some(list) = dir.read::<Vec<StoredAlert>>(ALERTS_FILE)? {
+                for a in list {
+                    store.restore(a);
+                }
+            }
+            tracing::info!(
+                silences = silences.snapshot().len(),
+                nflog_entries = nflog.len(),
+                alerts = store.len(),
+                "router state restored"
+            );
+        }
+        let tree = Arc::new(config.tree.clone());
+        let mut dispatcher = Dispatcher::new(tree);
+        for a in store.iter() {
+            dispatcher.insert(a, now);
+        }
+        let inhibitor = Inhibitor::new(&config.inhibit_rules, store.iter());
+        let clients = build_clients(&config)?;
+        Ok(Arc::new(Router {
+            state: Mutex::new(State {
+                store,
+                dispatcher,
+                inhibitor,
+                silences,
+                nflog,
+                alerts_dirty: false,
+                nflog_dirty: false,
+            }),
+            config: RwLock::new(Arc::new(config)),
+            clients: RwLock::new(clients),
+            wake: Notify::new(),
+            persist_wanted: Notify::new(),
+            persist_lock: Mutex::new(()),
+            dir,
+            external_url: external_url.trim_end_matches('/').to_string(),
+            metrics,
+            started_ms: now,
+        }))
+    }
+
+    pub fn config(&self) -> Arc<RouterConfig> {
+        self.config.read().clone()
+    }
+
+    pub fn started_ms(&self) -> i64 {
+        self.started_ms
+    }
+
+    /// Swaps in a new configuration; groups whose route and labels survive keep their timers.
+    pub fn apply(&self, config: RouterConfig) -> Result<(), RouterError> {
+        let clients = build_clients(&config)?;
+        let now = now_ms();
+        {
+            let mut s = self.state.lock();
+            let State { store, dispatcher, inhibitor, .. } = &mut *s;
+            dispatcher.reload(Arc::new(config.tree.clone()), store.iter(), now);
+            *inhibitor = Inhibitor::new(&config.inhibit_rules, store.iter());
+        }
+        *self.clients.write() = clients;
+        *self.config.write() = Arc::new(config);
+        self.wake.notify_one();
+        tracing::info!("router configuration applied");
+        Ok(())
+    }
+
+    /// Stores posted alerts. Invalid ones are refused with their reasons (joined with "; ")
+    /// while the valid ones of the same post are kept, as Alertmanager does.
+    pub fn post_alerts(&self, alerts: Vec<Alert>) -> Result<(), String> {
+        let now = now_ms();
+        let resolve_timeout = self.config.read().resolve_timeout_ms;
+        let mut errors = Vec::new();
+        let mut accepted = 0usize;
+        {
+            let mut s = self.state.lock();
+            for a in alerts {
+                let a = ingest_checked(a, now, resolve_timeout);
+                let a = match a {
+                    Ok(a) => a,
+                    Err(e) => {
+                        errors.push(e);
+                        continue;
+                    }
+                };
+                let firing = !a.resolved_at(now);
+                self.metrics.record_router_alert_received(firing);
+                let stored = s.store.put(a, now);
+                s.inhibitor.observe(&stored);
+                s.dispatcher.insert(&stored, now);
+                accepted += 1;
+            }
+            if accepted > 0 {
+                s.alerts_dirty = true;
+            }
+        }
+        if accepted > 0 {
+            self.wake.notify_one();
+            self.persist_wanted.notify_one();
+        }
+        if errors.is_empty() {
+            Ok(())
+        } else {
+            self.metrics.record_router_alerts_invalid(errors.len());
+            Err(errors.join("; "))
+        }
+    }
+
+    /// The alerts not yet resolved, by fingerprint, with live silence and inhibition status.
+    pub fn alerts(&self) -> Vec<AlertView> {
+        let now = now_ms();
+        let tree = self.config.read().tree.clone();
+        let s = self.state.lock();
+        let mut out: Vec<AlertView> = s
+            .store
+            .iter()
+            .filter(|a| !a.resolved_at(now))
+            .map(|a| {
+                let receivers = tree.matches(&a.labels).into_iter().map(|i| tree.nodes[i].receiver.clone()).collect();
+                view(&s, a, receivers, now)
+            })
+            .collect();
+        out.sort_by_key(|v| v.alert.fingerprint);
+        out
+    }
+
+    /// The aggregation groups and their unresolved alerts.
+    pub fn groups(&self) -> Vec<GroupView> {
+        let now = now_ms();
+        let s = self.state.lock();
+        let tree = s.dispatcher.tree().clone();
+        let mut out: Vec<GroupView> = s
+            .dispatcher
+            .groups()
+            .map(|(_, g)| {
+                let mut alerts: Vec<&StoredAlert> = g.alerts.values().filter(|a| !a.resolved_at(now)).collect();
+                alerts.sort_by(|a, b| super::dispatch::alert_order(&a.labels, &b.labels));
+                let receiver = tree.nodes[g.route].receiver.clone();
+                GroupView {
+                    labels: g.labels.clone(),
+                    receiver: receiver.clone(),
+                    alerts: alerts.into_iter().map(|a| view(&s, a, vec![receiver.clone()], now)).collect(),
+                }
+            })
+            .filter(|g| !g.alerts.is_empty())
+            .collect();
+        out.sort_by(|a, b| {
+            super::dispatch::alert_order(&a.labels, &b.labels).then_with(|| a.receiver.cmp(&b.receiver))
+        });
+        out
+    }
+
+    /// Creates or updates a silence; it is on disk when this returns `Ok`.
+    pub fn set_silence(&self, s: Silence) -> Result<String, SilenceError> {
+        let _p = self.persist_lock.lock();
+        let (id, snapshot) = {
+            let mut st = self.state.lock();
+            let id = st.silences.set(s, now_ms())?;
+            (id, st.silences.snapshot())
+        };
+        self.write_silences(&snapshot);
+        Ok(id)
+    }
+
+    pub fn expire_silence(&self, id: &str) -> Result<(), SilenceError> {
+        let _p = self.persist_lock.lock();
+        let snapshot = {
+            let mut st = self.state.lock();
+            st.silences.expire(id, now_ms())?;
+            st.silences.snapshot()
+        };
+        self.write_silences(&snapshot);
+        Ok(())
+    }
+
+    fn write_silences(&self, snapshot: &[Silence]) {
+        if let Some(dir) = &self.dir
+            && let Err(e) = dir.write(SILENCES_FILE, snapshot)
+        {
+            tracing::error!(error = %e, "silences could not be saved; they live in memory until the next write");
+        }
+    }
+
+    pub fn silences(&self) -> Vec<Silence> {
+        let now = now_ms();
+        self.state.lock().silences.list(now).into_iter().cloned().collect()
+    }
+
+    pub fn silence(&self, id: &str) -> Option<Silence> {
+        self.state.lock().silences.get(id).cloned()
+    }
+
+    /// Runs the dispatcher until the process ends.
+    pub async fn run(self: Arc<Self>) {
+        tokio::spawn(self.clone().persist_loop());
+        let mut next_maintenance = tokio::time::Instant::now() + MAINTENANCE;
+        loop {
+            let now = now_ms();
+            let (flushes, next) = {
+                let mut s = self.state.lock();
+                let f = s.dispatcher.take_due(now);
+                (f, s.dispatcher.next_due())
+            };
+            for f in flushes {
+                tokio::spawn(self.clone().flush(f));
+            }
+            if tokio::time::Instant::now() >= next_maintenance {
+                self.maintain();
+                next_maintenance = tokio::time::Instant::now() + MAINTENANCE;
+            }
+            let until_next = next.map(|t| Duration::from_millis((t - now_ms()).max(0) as u64)).unwrap_or(MAINTENANCE);
+            let wake_at = (tokio::time::Instant::now() + until_next).min(next_maintenance);
+            tokio::select! {
+                () = tokio::time::sleep_until(wake_at) => {}
+                () = self.wake.notified() => {}
+            }
+        }
+    }
+
+    fn maintain(&self) {
+        let now = now_ms();
+        let mut s = self.state.lock();
+        let groups = s.dispatcher.collect_empty();
+        let gone: Vec<u64> =
+            s.store.iter().filter(|a| a.ends_at_ms + RESOLVED_RETENTION_MS <= now).map(|a| a.fingerprint).collect();
+        if !gone.is_empty() {
+            s.store.gc(now - RESOLVED_RETENTION_MS);
+            for fp in &gone {
+                s.inhibitor.forget(*fp);
+            }
+            s.alerts_dirty = true;
+        }
+        let silences = s.silences.gc(now);
+        if s.nflog.gc(now) > 0 {
+            s.nflog_dirty = true;
+        }
+        if groups + gone.len() + silences > 0 {
+            tracing::debug!(groups, alerts = gone.len(), silences, "router maintenance");
+        }
+        drop(s);
+        self.persist_wanted.notify_one();
+    }
+
+    async fn persist_loop(self: Arc<Self>) {
+        loop {
+            self.persist_wanted.notified().await;
+            let this = self.clone();
+            let _ = tokio::task::spawn_blocking(move || this.persist_dirty()).await;
+            tokio::time::sleep(ALERTS_SNAPSHOT_EVERY).await;
+        }
+    }
+
+    /// Writes the notification log and alerts if they changed; also used at shutdown.
+    pub fn persist_dirty(&self) {
+        let Some(dir) = &self.dir else { return };
+        let _p = self.persist_lock.lock();
+        let (nflog, alerts) = {
+            let mut s = self.state.lock();
+            let nflog = std::mem::take(&mut s.nflog_dirty).then(|| s.nflog.snapshot());
+            let alerts = std::mem::take(&mut s.alerts_dirty).then(|| s.store.iter().cloned().collect::<Vec<_>>());
+            (nflog, alerts)
+        };
+        if let Some(n) = nflog
+            && let Err(e) = dir.write(NFLOG_FILE, &n)
+        {
+            tracing::error!(error = %e, "notification log could not be saved");
+            self.state.lock().nflog_dirty = true;
+        }
+        if let Some(a) = alerts
+            && let Err(e) = dir.write(ALERTS_FILE, &a)
+        {
+            tracing::error!(error = %e, "alerts could not be saved");
+            self.state.lock().alerts_dirty = true;
+        }
+    }
+
+    async fn flush(self: Arc<Self>, f: Flush) {
+        let ok = self.notify_flush(&f).await;
+        let now = now_ms();
+        self.state.lock().dispatcher.flush_done(&f, ok, now);
+        self.wake.notify_one();
+    }
+
+    /// The flush pipeline; `true` when every integration that had to notify succeeded.
+    async fn notify_flush(self: &Arc<Self>, f: &Flush) -> bool {
+        let cfg = self.config();
+        let in_interval = |name: &String| cfg.time_intervals.get(name).is_some_and(|ti| ti.contains(f.now_ms));
+        if f.node.mute_time_intervals.iter().any(in_interval) {
+            tracing::debug!(group = %f.group_key, "notifications not sent, route is within mute time");
+            return true;
+        }
+        if !f.node.active_time_intervals.is_empty() && !f.node.active_time_intervals.iter().any(in_interval) {
+            tracing::debug!(group = %f.group_key, "notifications not sent, route is not within active time");
+            return true;
+        }
+        let alerts: Vec<StoredAlert> = {
+            let now = now_ms();
+            let s = self.state.lock();
+            f.alerts
+                .iter()
+                .filter(|a| {
+                    s.inhibitor.inhibited_by(&a.labels, now).is_none() && s.silences.muting(&a.labels, now).is_empty()
+                })
+                .cloned()
+                .collect()
+        };
+        if alerts.is_empty() {
+            return true;
+        }
+        let Some(receiver) = cfg.receivers.get(&f.node.receiver) else { return true };
+        let clients = self.clients.read().get(&receiver.name).cloned().unwrap_or_default();
+        let deadline = tokio::time::Instant::now() + Duration::from_millis(f.node.group_interval_ms.max(10_000) as u64);
+        let mut jobs = tokio::task::JoinSet::new();
+        for (i, integ) in receiver.integrations.iter().enumerate() {
+            let Some(client) = clients.get(i).cloned() else { continue };
+            let job = IntegrationJob {
+                integration: integ.clone(),
+                client,
+                receiver: receiver.name.clone(),
+                external_url: self.external_url.clone(),
+                deadline,
+            };
+            let alerts = alerts.clone();
+            let f = f.clone();
+            let router = self.clone();
+            jobs.spawn(async move { router.notify_integration(job, &f, &alerts).await });
+        }
+        let mut ok = true;
+        while let Some(r) = jobs.join_next().await {
+            ok &= r.unwrap_or(false);
+        }
+        ok
+    }
+}
+
+struct IntegrationJob {
+    integration: Integration,
+    client: reqwest::Client,
+    receiver: String,
+    external_url: String,
+    deadline: tokio::time::Instant,
+}
+
+impl Router {
+    async fn notify_integration(&self, job: IntegrationJob, f: &Flush, alerts: &[StoredAlert]) -> bool {
+        let now = now_ms();
+        let integ = &job.integration;
+        let is_resolved = |a: &StoredAlert| a.ends_at_ms != 0 && a.resolved_at(now);
+        let firing: HashSet<u64> = alerts.iter().filter(|a| !is_resolved(a)).map(|a| alert_hash(&a.labels)).collect();
+        let resolved: HashSet<u64> = alerts.iter().filter(|a| is_resolved(a)).map(|a| alert_hash(&a.labels)).collect();
+        let reason = {
+            let s = self.state.lock();
+            let entry = s.nflog.get(&f.group_key, &job.receiver, integ.name(), integ.index);
+            nflog::needs_update(entry, &firing, &resolved, integ.send_resolved, f.node.repeat_interval_ms, now)
+        };
+        let Some(reason) = reason else { return true };
+        let sent: Vec<StoredAlert> = if integ.send_resolved {
+            alerts.to_vec()
+        } else {
+            alerts.iter().filter(|a| !is_resolved(a)).cloned().collect()
+        };
+        if !sent.is_empty() {
+            let max = match &integ.kind {
+                super::config::IntegrationKind::Webhook(w) => w.max_alerts,
+            };
+            let data = NotifyData::new(
+                &job.receiver,
+                &f.group_key,
+                &f.group_labels,
+                &sent,
+                max,
+                now,
+                &job.external_url,
+                reason,
+            );
+            let (attempts, result) = notify::send_with_retry(integ, &job.client, &data, job.deadline).await;
+            self.metrics.record_router_notification(integ.name(), attempts, result.is_ok());
+            if let Err(e) = result {
+                tracing::error!(
+                    receiver = %job.receiver, integration = integ.name(), group = %f.group_key, attempts,
+                    error = %e, "notify failed"
+                );
+                return false;
+            }
+            tracing::debug!(receiver = %job.receiver, integration = integ.name(), group = %f.group_key, alerts = sent.len(), reason, "notified");
+        }
+        let done = now_ms();
+        let mut s = self.state.lock();
+        s.nflog.log(nflog::Entry {
+            group_key: f.group_key.clone(),
+            receiver: job.receiver.clone(),
+            integration: integ.name().to_string(),
+            index: integ.index,
+            timestamp_ms: done,
+            firing: firing.into_iter().collect(),
+            resolved: resolved.into_iter().collect(),
+            expires_at_ms: done + (2 * f.node.repeat_interval_ms).min(super::silence::RETENTION_MS),
+        });
+        s.nflog_dirty = true;
+        drop(s);
+        self.persist_wanted.notify_one();
+        true
+    }
+}
+
+fn view(s: &State, a: &StoredAlert, receivers: Vec<String>, now: i64) -> AlertView {
+    AlertView {
+        alert: a.clone(),
+        receivers,
+        silenced_by: s.silences.muting(&a.labels, now),
+        inhibited_by: s
+            .inhibitor
+            .inhibited_by(&a.labels, now)
+            .map(|fp| vec![super::store::format_fingerprint(fp)])
+            .unwrap_or_default(),
+    }
+}
+
+fn ingest_checked(a: Alert, now: i64, resolve_timeout: i64) -> Result<StoredAlert, String> {
+    validate(&a)?;
+    Ok(ingest(a, now, resolve_timeout))
+}
+
+fn build_clients(config: &RouterConfig) -> Result<HashMap<String, Vec<reqwest::Client>>, RouterError> {
+    let mut out = HashMap::new();
+    for r in config.receivers.values() {
+        let mut v = Vec::new();
+        for i in &r.integrations {
+            let http = match &i.kind {
+                super::config::IntegrationKind::Webhook(w) => &w.http,
+            };
+            let c = crate::scrape::http::client(http)
+                .map_err(|message| RouterError::Client { receiver: r.name.clone(), message })?;
+            v.push(c);
+        }
+        out.insert(r.name.clone(), v);
+    }
+    Ok(out)
+}
+
+/// `filter` matchers of the API: all must match the alert's labels.
+pub fn alert_matches(v: &AlertView, filter: &[Matcher]) -> bool {
+    matches_all(filter, &v.alert.labels)
+}
+
+impl AlertSink for Router {
+    fn send(&self, alerts: Vec<Alert>) {
+        if let Err(e) = self.post_alerts(alerts) {
+            tracing::warn!(error = %e, "alerts from the rules refused by the router");
+        }
+    }
+}
