@@ -97,6 +97,13 @@ enum CheckWhat {
     Config { files: Vec<PathBuf> },
     /// Prometheus rule files.
     Rules { files: Vec<PathBuf> },
+    /// Router configurations (Alertmanager format); with `--test`, where a label set goes.
+    Router {
+        files: Vec<PathBuf>,
+        /// Labels to route, as matchers: `--test 'alertname="X",severity="page"'`.
+        #[arg(long)]
+        test: Option<String>,
+    },
 }
 
 #[derive(Args, Debug, Clone)]
@@ -247,10 +254,49 @@ fn check_rules(files: &[PathBuf]) -> ExitCode {
     if failed { ExitCode::from(1) } else { ExitCode::SUCCESS }
 }
 
+/// `vigie check router`: every file's errors, timer warnings, and with `--test` the routes
+/// a label set reaches (as JSON lines).
+fn check_router(files: &[PathBuf], test: Option<&str>) -> ExitCode {
+    let labels = match test.map(vigie::alert::matcher::parse_matchers).transpose() {
+        Ok(ms) => ms.map(|ms| vigie::model::Labels::from_pairs(ms.into_iter().map(|m| (m.name, m.value)))),
+        Err(e) => {
+            eprintln!("--test: {e}");
+            return ExitCode::from(1);
+        }
+    };
+    let mut failed = false;
+    for f in files {
+        match vigie::alert::config::load_file(f) {
+            Ok(cfg) => {
+                println!(
+                    "{}: SUCCESS: {} routes, {} receivers",
+                    f.display(),
+                    cfg.tree.nodes.len(),
+                    cfg.receivers.len()
+                );
+                for w in vigie::alert::explain::timer_warnings(&cfg.tree) {
+                    println!("  warning: {w}");
+                }
+                if let Some(l) = &labels {
+                    for m in vigie::alert::explain::explain(&cfg.tree, l) {
+                        println!("{}", serde_json::to_string(&m).unwrap_or_default());
+                    }
+                }
+            }
+            Err(e) => {
+                eprintln!("{e}");
+                failed = true;
+            }
+        }
+    }
+    if failed { ExitCode::from(1) } else { ExitCode::SUCCESS }
+}
+
 fn check(what: CheckWhat) -> ExitCode {
     let files = match what {
         CheckWhat::Config { files } => files,
         CheckWhat::Rules { files } => return check_rules(&files),
+        CheckWhat::Router { files, test } => return check_router(&files, test.as_deref()),
     };
     let mut failed = false;
     for f in &files {

@@ -6,6 +6,7 @@
 
 pub mod config;
 pub mod dispatch;
+pub mod explain;
 pub mod forward;
 pub mod inhibit;
 pub mod matcher;

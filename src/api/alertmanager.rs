@@ -306,3 +306,19 @@ pub async fn receivers(State(s): St) -> Response {
     let out: Vec<Value> = s.router.config().receiver_names().into_iter().map(|n| json!({"name": n})).collect();
     axum::Json(out).into_response()
 }
+
+/// `GET /api/v1/router/test?labels=a="1",b="2"`: the routes a label set reaches (vigie's
+/// own endpoint; amtool's `config routes test` works from `/api/v2/status` instead).
+pub async fn route_test(State(s): St, uri: Uri) -> Response {
+    let q = query_pairs(&uri);
+    let Some((_, text)) = q.iter().find(|(k, _)| k == "labels") else {
+        return bad_request("missing parameter \"labels\"");
+    };
+    let labels = match crate::alert::matcher::parse_matchers(text) {
+        Ok(ms) => Labels::from_pairs(ms.into_iter().map(|m| (m.name, m.value))),
+        Err(e) => return bad_request(e.to_string()),
+    };
+    let cfg = s.router.config();
+    let routes = crate::alert::explain::explain(&cfg.tree, &labels);
+    axum::Json(json!({"status": "success", "data": routes})).into_response()
+}

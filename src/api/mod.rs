@@ -65,6 +65,7 @@ pub fn router(state: Arc<AppState>) -> Router {
         .route("/api/v2/silence/{id}", get(alertmanager::get_silence).delete(alertmanager::delete_silence))
         .route("/api/v2/status", get(alertmanager::status))
         .route("/api/v2/receivers", get(alertmanager::receivers))
+        .route("/api/v1/router/test", get(alertmanager::route_test))
         .route("/api/v1/status/buildinfo", get(v1::buildinfo))
         .route("/api/v1/status/config", get(v1::status_config))
         .route("/api/v1/status/flags", get(v1::flags))
