@@ -176,6 +176,11 @@ pub fn urlencode(s: &str) -> String {
 /// Starts the Debian Prometheus with `config` (YAML) on a free loopback port, its TSDB in
 /// `dir/prom`, and waits until it is ready.
 pub fn prometheus(dir: &Path, config: &str) -> (Proc, u16) {
+    prometheus_with_args(dir, config, &[])
+}
+
+/// `prometheus` with extra command-line flags.
+pub fn prometheus_with_args(dir: &Path, config: &str, args: &[&str]) -> (Proc, u16) {
     let bin = require("prometheus", "prometheus");
     let cfg = dir.join("prometheus.yml");
     std::fs::write(&cfg, config).unwrap();
@@ -185,7 +190,8 @@ pub fn prometheus(dir: &Path, config: &str) -> (Proc, u16) {
         Command::new(bin)
             .arg(format!("--config.file={}", cfg.display()))
             .arg(format!("--storage.tsdb.path={}", dir.join("prom").display()))
-            .arg(format!("--web.listen-address=127.0.0.1:{port}")),
+            .arg(format!("--web.listen-address=127.0.0.1:{port}"))
+            .args(args),
         dir,
     );
     eventually(Duration::from_secs(30), "prometheus /-/ready", || {
