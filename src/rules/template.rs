@@ -210,7 +210,7 @@ fn time_string(secs: f64) -> Result<String, TemplateError> {
 }
 
 /// Go's `time.Time.String()` in UTC for Unix seconds: `2006-01-02 15:04:05.999999999 +0000 UTC`.
-fn go_time_string(secs: f64) -> String {
+pub fn go_time_string(secs: f64) -> String {
     let whole = secs.floor() as i64;
     let nanos = ((secs - whole as f64) * 1e9).round() as i64;
     let (whole, nanos) = if nanos >= 1_000_000_000 { (whole + 1, nanos - 1_000_000_000) } else { (whole, nanos) };
@@ -393,7 +393,7 @@ fn funcs(cell: &EvalCell) -> FuncMap {
 }
 
 /// `golang.org/x/text/cases.Title` with `NoLower`: the first letter of each word upper-cased.
-fn title(s: &str) -> String {
+pub fn title(s: &str) -> String {
     let mut out = String::with_capacity(s.len());
     let mut start = true;
     for c in s.chars() {

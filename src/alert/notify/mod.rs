@@ -2,6 +2,7 @@
 //! template data: receiver, status, alerts, group/common labels and annotations), and the
 //! integrations that send it, each retried with backoff until the flush's deadline.
 
+pub mod template;
 pub mod webhook;
 
 use std::collections::BTreeMap;
@@ -25,6 +26,11 @@ pub struct NotifyAlert {
     #[serde(rename = "generatorURL")]
     pub generator_url: String,
     pub fingerprint: String,
+    #[serde(skip)]
+    pub starts_at_ms: i64,
+    /// 0 while firing.
+    #[serde(skip)]
+    pub ends_at_ms: i64,
 }
 
 /// What an integration renders: Alertmanager's `template.Data`.
@@ -74,6 +80,8 @@ impl NotifyData {
                     ends_at: if resolved { format_go_time(a.ends_at_ms) } else { "0001-01-01T00:00:00Z".into() },
                     generator_url: a.generator_url.clone(),
                     fingerprint: format_fingerprint(a.fingerprint),
+                    starts_at_ms: a.starts_at_ms,
+                    ends_at_ms: if resolved { a.ends_at_ms } else { 0 },
                 }
             })
             .collect();
