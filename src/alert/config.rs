@@ -13,6 +13,10 @@ use std::path::Path;
 use serde::{Deserialize, Serialize};
 
 use super::matcher::{MatchOp, Matcher, parse_matchers};
+use super::notify::chat::{DiscordConfig, MsTeamsConfig, SlackConfig, TelegramConfig};
+use super::notify::email::{EmailConfig, EmailTarget};
+use super::notify::incident::{OpsgenieConfig, PagerDutyConfig};
+use super::notify::template::Templates;
 use super::route::{GroupBy, RouteNode, RouteTree};
 use super::timeinterval::NamedTimeInterval;
 use crate::config::{HttpClientConfig, PromDuration};
@@ -187,19 +191,19 @@ pub struct ReceiverFile {
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub webhook_configs: Vec<WebhookFile>,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub email_configs: Vec<serde_json::Value>,
+    pub email_configs: Vec<EmailConfig>,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub slack_configs: Vec<serde_json::Value>,
+    pub slack_configs: Vec<SlackConfig>,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub pagerduty_configs: Vec<serde_json::Value>,
+    pub pagerduty_configs: Vec<PagerDutyConfig>,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub opsgenie_configs: Vec<serde_json::Value>,
+    pub opsgenie_configs: Vec<OpsgenieConfig>,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub msteams_configs: Vec<serde_json::Value>,
+    pub msteams_configs: Vec<MsTeamsConfig>,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub discord_configs: Vec<serde_json::Value>,
+    pub discord_configs: Vec<DiscordConfig>,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub telegram_configs: Vec<serde_json::Value>,
+    pub telegram_configs: Vec<TelegramConfig>,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub wechat_configs: Vec<serde_json::Value>,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
@@ -245,13 +249,50 @@ impl Integration {
     pub fn name(&self) -> &'static str {
         match self.kind {
             IntegrationKind::Webhook(_) => "webhook",
+            IntegrationKind::Slack(_) => "slack",
+            IntegrationKind::Email(_) => "email",
+            IntegrationKind::PagerDuty(_) => "pagerduty",
+            IntegrationKind::Opsgenie(_) => "opsgenie",
+            IntegrationKind::MsTeams(_) => "msteams",
+            IntegrationKind::Discord(_) => "discord",
+            IntegrationKind::Telegram(_) => "telegram",
+        }
+    }
+
+    /// The HTTP client settings of the integration (email has none).
+    pub fn http(&self) -> HttpClientConfig {
+        let h = match &self.kind {
+            IntegrationKind::Webhook(w) => return w.http.clone(),
+            IntegrationKind::Slack(c) => &c.http_config,
+            IntegrationKind::Email(_) => &None,
+            IntegrationKind::PagerDuty(c) => &c.http_config,
+            IntegrationKind::Opsgenie(c) => &c.http_config,
+            IntegrationKind::MsTeams(c) => &c.http_config,
+            IntegrationKind::Discord(c) => &c.http_config,
+            IntegrationKind::Telegram(c) => &c.http_config,
+        };
+        h.clone().unwrap_or_default()
+    }
+
+    /// At most this many alerts per notification (webhook's `max_alerts`; 0 = all).
+    pub fn max_alerts(&self) -> usize {
+        match &self.kind {
+            IntegrationKind::Webhook(w) => w.max_alerts,
+            _ => 0,
         }
     }
 }
 
 #[derive(Clone, Debug, PartialEq)]
 pub enum IntegrationKind {
-    Webhook(WebhookTarget),
+    Webhook(Box<WebhookTarget>),
+    Slack(Box<SlackConfig>),
+    Email(Box<EmailTarget>),
+    PagerDuty(Box<PagerDutyConfig>),
+    Opsgenie(Box<OpsgenieConfig>),
+    MsTeams(Box<MsTeamsConfig>),
+    Discord(Box<DiscordConfig>),
+    Telegram(Box<TelegramConfig>),
 }
 
 #[derive(Clone, Debug, PartialEq)]
@@ -285,6 +326,17 @@ pub struct RouterConfig {
     pub receivers: HashMap<String, Receiver>,
     pub inhibit_rules: Vec<InhibitRule>,
     pub time_intervals: HashMap<String, NamedTimeInterval>,
+    pub templates: Templates,
+    /// Global API endpoints integrations fall back to.
+    pub globals: Globals,
+}
+
+#[derive(Clone, Debug, Default)]
+pub struct Globals {
+    pub pagerduty_url: String,
+    pub opsgenie_api_url: String,
+    pub opsgenie_api_key: Option<String>,
+    pub telegram_api_url: String,
 }
 
 impl RouterConfig {
@@ -329,7 +381,7 @@ fn compile(mut f: RouterConfigFile, base_dir: &Path) -> Result<RouterConfig, Str
         if r.name.is_empty() {
             return Err(format!("{at}: missing name in receiver"));
         }
-        let compiled = compile_receiver(r, base_dir).map_err(|e| format!("{at} ({:?}): {e}", r.name))?;
+        let compiled = compile_receiver(r, &f.global, base_dir).map_err(|e| format!("{at} ({:?}): {e}", r.name))?;
         if receivers.insert(r.name.clone(), compiled).is_some() {
             return Err(format!("{at}: notification config name {:?} is not unique", r.name));
         }
@@ -377,20 +429,38 @@ fn compile(mut f: RouterConfigFile, base_dir: &Path) -> Result<RouterConfig, Str
         inhibit_rules.push(InhibitRule { source, target, equal: r.equal.clone() });
     }
     let resolve_timeout_ms = f.global.resolve_timeout.as_millis();
+    let mut files = Vec::new();
+    for pattern in &f.templates {
+        let full = base_dir.join(pattern);
+        let matched = glob::glob(&full.to_string_lossy()).map_err(|e| format!("templates: {pattern:?}: {e}"))?;
+        files.extend(matched.flatten());
+    }
+    let templates = Templates::load(&files).map_err(|e| format!("templates: {e}"))?;
+    for (name, r) in &receivers {
+        check_templates(r, &templates).map_err(|e| format!("receiver {name:?}: {e}"))?;
+    }
+    let globals = Globals {
+        pagerduty_url: f.global.pagerduty_url.clone(),
+        opsgenie_api_url: f.global.opsgenie_api_url.clone(),
+        opsgenie_api_key: f.global.opsgenie_api_key.clone(),
+        telegram_api_url: f.global.telegram_api_url.clone(),
+    };
     hide_secrets(&mut f);
     let original = serde_saphyr::to_string(&f).map_err(|e| format!("printing the effective config: {e}"))?;
-    Ok(RouterConfig { original, resolve_timeout_ms, tree, receivers, inhibit_rules, time_intervals })
+    Ok(RouterConfig {
+        original,
+        resolve_timeout_ms,
+        tree,
+        receivers,
+        inhibit_rules,
+        time_intervals,
+        templates,
+        globals,
+    })
 }
 
-fn compile_receiver(r: &ReceiverFile, base_dir: &Path) -> Result<Receiver, String> {
+fn compile_receiver(r: &ReceiverFile, g: &GlobalFile, base_dir: &Path) -> Result<Receiver, String> {
     let unsupported = [
-        ("email_configs", r.email_configs.len()),
-        ("slack_configs", r.slack_configs.len()),
-        ("pagerduty_configs", r.pagerduty_configs.len()),
-        ("opsgenie_configs", r.opsgenie_configs.len()),
-        ("msteams_configs", r.msteams_configs.len()),
-        ("discord_configs", r.discord_configs.len()),
-        ("telegram_configs", r.telegram_configs.len()),
         ("wechat_configs", r.wechat_configs.len()),
         ("pushover_configs", r.pushover_configs.len()),
         ("victorops_configs", r.victorops_configs.len()),
@@ -425,12 +495,173 @@ fn compile_receiver(r: &ReceiverFile, base_dir: &Path) -> Result<Receiver, Strin
             timeout_ms: w.timeout.map(|t| t.as_millis()).filter(|t| *t > 0),
         };
         integrations.push(Integration {
-            kind: IntegrationKind::Webhook(target),
+            kind: IntegrationKind::Webhook(Box::new(target)),
             index: i,
             send_resolved: w.send_resolved,
         });
     }
+    compile_integrations(r, g, &mut integrations)?;
     Ok(Receiver { name: r.name.clone(), integrations })
+}
+
+/// The non-webhook integrations, with `global` filling what an entry leaves out.
+fn compile_integrations(r: &ReceiverFile, g: &GlobalFile, out: &mut Vec<Integration>) -> Result<(), String> {
+    for (i, c) in r.slack_configs.iter().enumerate() {
+        let mut c = c.clone();
+        if c.api_url.is_none() && c.api_url_file.is_none() {
+            c.api_url.clone_from(&g.slack_api_url);
+            c.api_url_file.clone_from(&g.slack_api_url_file);
+        }
+        if c.api_url.is_none() && c.api_url_file.is_none() {
+            return Err(format!("slack_configs[{i}]: no global Slack API URL set either inline or in a file"));
+        }
+        out.push(Integration { send_resolved: c.send_resolved, kind: IntegrationKind::Slack(Box::new(c)), index: i });
+    }
+    for (i, c) in r.email_configs.iter().enumerate() {
+        let at = format!("email_configs[{i}]");
+        let smarthost = c
+            .smarthost
+            .clone()
+            .or_else(|| g.smtp_smarthost.clone())
+            .ok_or(format!("{at}: no global SMTP smarthost set"))?;
+        let from = c.from.clone().or_else(|| g.smtp_from.clone()).ok_or(format!("{at}: no global SMTP from set"))?;
+        let (host, port) = smarthost
+            .rsplit_once(':')
+            .and_then(|(h, p)| p.parse::<u16>().ok().map(|p| (h.trim_matches(['[', ']']).to_string(), p)))
+            .ok_or(format!("{at}.smarthost: address {smarthost:?}: port cannot be empty"))?;
+        if c.to.is_empty() {
+            return Err(format!("{at}: missing to address in email config"));
+        }
+        let password =
+            match (&c.auth_password, &c.auth_password_file, &g.smtp_auth_password, &g.smtp_auth_password_file) {
+                (Some(p), ..) => Some(p.clone()),
+                (None, Some(f), ..) => Some(
+                    std::fs::read_to_string(f).map_err(|e| format!("{at}.auth_password_file: {e}"))?.trim().to_string(),
+                ),
+                (None, None, Some(p), _) => Some(p.clone()),
+                (None, None, None, Some(f)) => Some(
+                    std::fs::read_to_string(f)
+                        .map_err(|e| format!("global.smtp_auth_password_file: {e}"))?
+                        .trim()
+                        .to_string(),
+                ),
+                _ => None,
+            };
+        let target = EmailTarget {
+            config: c.clone(),
+            from,
+            hello: c.hello.clone().unwrap_or_else(|| g.smtp_hello.clone()),
+            host,
+            port,
+            username: c.auth_username.clone().or_else(|| g.smtp_auth_username.clone()),
+            password,
+            require_tls: c.require_tls.unwrap_or(g.smtp_require_tls),
+        };
+        out.push(Integration {
+            send_resolved: c.send_resolved,
+            kind: IntegrationKind::Email(Box::new(target)),
+            index: i,
+        });
+    }
+    for (i, c) in r.pagerduty_configs.iter().enumerate() {
+        if c.routing_key.is_none() && c.routing_key_file.is_none() {
+            return Err(format!("pagerduty_configs[{i}]: missing routing key in PagerDuty config"));
+        }
+        out.push(Integration {
+            send_resolved: c.send_resolved,
+            kind: IntegrationKind::PagerDuty(Box::new(c.clone())),
+            index: i,
+        });
+    }
+    for (i, c) in r.opsgenie_configs.iter().enumerate() {
+        if c.api_key.is_none()
+            && c.api_key_file.is_none()
+            && g.opsgenie_api_key.is_none()
+            && g.opsgenie_api_key_file.is_none()
+        {
+            return Err(format!("opsgenie_configs[{i}]: no global OpsGenie API Key set either inline or in a file"));
+        }
+        let mut c = c.clone();
+        if c.api_key.is_none() && c.api_key_file.is_none() {
+            c.api_key.clone_from(&g.opsgenie_api_key);
+            c.api_key_file.clone_from(&g.opsgenie_api_key_file);
+        }
+        out.push(Integration {
+            send_resolved: c.send_resolved,
+            kind: IntegrationKind::Opsgenie(Box::new(c)),
+            index: i,
+        });
+    }
+    for (i, c) in r.msteams_configs.iter().enumerate() {
+        if c.webhook_url.is_none() && c.webhook_url_file.is_none() {
+            return Err(format!("msteams_configs[{i}]: one of webhook_url or webhook_url_file must be configured"));
+        }
+        out.push(Integration {
+            send_resolved: c.send_resolved,
+            kind: IntegrationKind::MsTeams(Box::new(c.clone())),
+            index: i,
+        });
+    }
+    for (i, c) in r.discord_configs.iter().enumerate() {
+        if c.webhook_url.is_none() && c.webhook_url_file.is_none() {
+            return Err(format!("discord_configs[{i}]: no discord webhook URL provided"));
+        }
+        out.push(Integration {
+            send_resolved: c.send_resolved,
+            kind: IntegrationKind::Discord(Box::new(c.clone())),
+            index: i,
+        });
+    }
+    for (i, c) in r.telegram_configs.iter().enumerate() {
+        if c.bot_token.is_none() && c.bot_token_file.is_none() {
+            return Err(format!("telegram_configs[{i}]: missing bot_token or bot_token_file on telegram_config"));
+        }
+        if c.chat_id == 0 {
+            return Err(format!("telegram_configs[{i}]: missing chat_id on telegram_config"));
+        }
+        out.push(Integration {
+            send_resolved: c.send_resolved,
+            kind: IntegrationKind::Telegram(Box::new(c.clone())),
+            index: i,
+        });
+    }
+    Ok(())
+}
+
+/// Every templated field must parse, so a typo fails the load instead of a notification.
+fn check_templates(r: &Receiver, t: &Templates) -> Result<(), String> {
+    let mut texts: Vec<&str> = Vec::new();
+    for i in &r.integrations {
+        match &i.kind {
+            IntegrationKind::Webhook(_) => {}
+            IntegrationKind::Slack(c) => texts.extend([
+                c.title.as_str(),
+                &c.text,
+                &c.pretext,
+                &c.fallback,
+                &c.username,
+                &c.color,
+                &c.footer,
+                &c.title_link,
+            ]),
+            IntegrationKind::Email(e) => {
+                texts.extend([e.config.html.as_str(), &e.config.text]);
+                texts.extend(e.config.headers.values().map(String::as_str));
+            }
+            IntegrationKind::PagerDuty(c) => {
+                texts.extend([c.description.as_str(), &c.client, &c.client_url]);
+                texts.extend(c.details.values().map(String::as_str));
+            }
+            IntegrationKind::Opsgenie(c) => texts.extend([c.message.as_str(), &c.description, &c.source]),
+            IntegrationKind::MsTeams(c) => texts.extend([c.title.as_str(), &c.summary, &c.text]),
+            IntegrationKind::Discord(c) => texts.extend([c.title.as_str(), &c.message]),
+            IntegrationKind::Telegram(c) => texts.push(&c.message),
+        }
+    }
+    for text in texts {
+        t.check(text).map_err(|e| format!("template {text:?}: {e}"))?;
+    }
+    Ok(())
 }
 
 /// `match`, `match_re` and `matchers` of a route or one side of an inhibit rule, in that

@@ -479,9 +479,7 @@ impl Router {
             alerts.iter().filter(|a| !is_resolved(a)).cloned().collect()
         };
         if !sent.is_empty() {
-            let max = match &integ.kind {
-                super::config::IntegrationKind::Webhook(w) => w.max_alerts,
-            };
+            let max = integ.max_alerts();
             let data = NotifyData::new(
                 &job.receiver,
                 &f.group_key,
@@ -492,7 +490,9 @@ impl Router {
                 &job.external_url,
                 reason,
             );
-            let (attempts, result) = notify::send_with_retry(integ, &job.client, &data, job.deadline).await;
+            let cfg = self.config();
+            let cx = notify::Context { client: &job.client, templates: &cfg.templates, globals: &cfg.globals };
+            let (attempts, result) = notify::send_with_retry(integ, &cx, &data, job.deadline).await;
             self.metrics.record_router_notification(integ.name(), attempts, result.is_ok());
             if let Err(e) = result {
                 tracing::error!(
@@ -545,10 +545,7 @@ fn build_clients(config: &RouterConfig) -> Result<HashMap<String, Vec<reqwest::C
     for r in config.receivers.values() {
         let mut v = Vec::new();
         for i in &r.integrations {
-            let http = match &i.kind {
-                super::config::IntegrationKind::Webhook(w) => &w.http,
-            };
-            let c = crate::scrape::http::client(http)
+            let c = crate::scrape::http::client(&i.http())
                 .map_err(|message| RouterError::Client { receiver: r.name.clone(), message })?;
             v.push(c);
         }

@@ -2,6 +2,10 @@
 //! template data: receiver, status, alerts, group/common labels and annotations), and the
 //! integrations that send it, each retried with backoff until the flush's deadline.
 
+pub mod chat;
+pub mod email;
+mod http_post;
+pub mod incident;
 pub mod template;
 pub mod webhook;
 
@@ -154,14 +158,27 @@ pub struct NotifyError {
     pub retry: bool,
 }
 
+/// What an integration needs besides its own settings.
+pub struct Context<'a> {
+    pub client: &'a reqwest::Client,
+    pub templates: &'a template::Templates,
+    pub globals: &'a super::config::Globals,
+}
+
 /// Sends `data` through `integration`, once.
-pub async fn send_once(
-    integration: &Integration,
-    client: &reqwest::Client,
-    data: &NotifyData,
-) -> Result<(), NotifyError> {
+pub async fn send_once(integration: &Integration, cx: &Context<'_>, data: &NotifyData) -> Result<(), NotifyError> {
+    let (c, t, g) = (cx.client, cx.templates, cx.globals);
     match &integration.kind {
-        IntegrationKind::Webhook(w) => webhook::send(w, client, data).await,
+        IntegrationKind::Webhook(w) => webhook::send(w, c, data).await,
+        IntegrationKind::Slack(s) => chat::send_slack(s, c, t, data).await,
+        IntegrationKind::MsTeams(s) => chat::send_msteams(s, c, t, data).await,
+        IntegrationKind::Discord(s) => chat::send_discord(s, c, t, data).await,
+        IntegrationKind::Telegram(s) => chat::send_telegram(s, c, t, data, &g.telegram_api_url).await,
+        IntegrationKind::PagerDuty(s) => incident::send_pagerduty(s, c, t, data, &g.pagerduty_url).await,
+        IntegrationKind::Opsgenie(s) => {
+            incident::send_opsgenie(s, c, t, data, (&g.opsgenie_api_url, g.opsgenie_api_key.as_deref())).await
+        }
+        IntegrationKind::Email(e) => email::send_email(e, t, data).await,
     }
 }
 
@@ -169,7 +186,7 @@ pub async fn send_once(
 /// it succeeds, fails for good, or `deadline` passes. Returns the attempts made.
 pub async fn send_with_retry(
     integration: &Integration,
-    client: &reqwest::Client,
+    cx: &Context<'_>,
     data: &NotifyData,
     deadline: tokio::time::Instant,
 ) -> (usize, Result<(), NotifyError>) {
@@ -177,7 +194,7 @@ pub async fn send_with_retry(
     let mut attempts = 0;
     loop {
         attempts += 1;
-        let attempt = tokio::time::timeout_at(deadline, send_once(integration, client, data)).await;
+        let attempt = tokio::time::timeout_at(deadline, send_once(integration, cx, data)).await;
         let err = match attempt {
             Ok(Ok(())) => return (attempts, Ok(())),
             Ok(Err(e)) if !e.retry => return (attempts, Err(e)),
