@@ -867,7 +867,22 @@ mod tests {
         let unknown = load("route: {receiver: a, recever: b}\nreceivers: [{name: a}]\n").unwrap_err();
         assert!(unknown.starts_with("router.yml:1:"), "{unknown}");
         let slack = load("route: {receiver: a}\nreceivers: [{name: a, slack_configs: [{channel: x}]}]\n").unwrap_err();
-        assert!(slack.contains("slack_configs: this integration is not supported by vigie yet"), "{slack}");
+        assert!(slack.contains("slack_configs[0]: no global Slack API URL set either inline or in a file"), "{slack}");
+        let wechat =
+            load("route: {receiver: a}\nreceivers: [{name: a, wechat_configs: [{corp_id: x}]}]\n").unwrap_err();
+        assert!(wechat.contains("wechat_configs: this integration is not supported by vigie yet"), "{wechat}");
+        let bad_template =
+            load("route: {receiver: a}\nreceivers: [{name: a, discord_configs: [{webhook_url: 'http://x', title: '{{ .X'}]}]\n")
+                .unwrap_err();
+        assert!(bad_template.contains("receiver \"a\": template \"{{ .X\""), "{bad_template}");
+        let ok = load(
+            "global: {slack_api_url: 'http://slack', smtp_smarthost: 'mail:25', smtp_from: 'am@x'}\nroute: {receiver: a}\n\
+             receivers: [{name: a, slack_configs: [{channel: '#x'}], email_configs: [{to: 'ops@x'}]}]\n",
+        )
+        .unwrap();
+        let names: Vec<&str> = ok.receivers["a"].integrations.iter().map(|i| i.name()).collect();
+        assert_eq!(names, ["slack", "email"]);
+        assert!(!ok.receivers["a"].integrations[0].send_resolved, "slack does not send resolved by default");
     }
 
     #[test]
