@@ -103,7 +103,9 @@ pub async fn send_email(t: &EmailTarget, tpl: &Templates, data: &NotifyData) -> 
     for to in get(&h, "To").split(',').map(str::trim).filter(|s| !s.is_empty()) {
         msg = msg.to(parse("to", to)?);
     }
-    let html = render(tpl, &t.config.html, data, "email")?;
+    let html = tpl
+        .render_html(&t.config.html, data)
+        .map_err(|e| NotifyError { message: format!("email: template: {e}"), retry: false })?;
     let text = render(tpl, &t.config.text, data, "email")?;
     let body = match (text.is_empty(), html.is_empty()) {
         (false, false) => MultiPart::alternative()

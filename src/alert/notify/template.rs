@@ -70,6 +70,30 @@ impl Templates {
         t.execute_template_to_string(FIELD, &data_value(data)).map_err(|e| e.to_string())
     }
 
+    /// Renders with Go's `html/template` escaping, as Alertmanager renders email bodies.
+    pub fn render_html(&self, text: &str, data: &NotifyData) -> Result<String, String> {
+        self.render_html_value(text, &data_value(data))
+    }
+
+    pub fn render_html_value(&self, text: &str, data: &Value) -> Result<String, String> {
+        let body = format!("{}{{{{ define \"{FIELD}\" }}}}{}{{{{ end }}}}", self.sources, rewrite_methods(text));
+        let mut f = funcs();
+        f.insert(
+            "safeHtml".into(),
+            Arc::new(|a: &[Value]| Ok(gotmpl::html::HTML::from(a.first().map(text_of).unwrap_or_default()).into())),
+        );
+        f.insert(
+            "safeUrl".into(),
+            Arc::new(|a: &[Value]| Ok(gotmpl::html::URL::from(a.first().map(text_of).unwrap_or_default()).into())),
+        );
+        let t = gotmpl::html::Template::new("__html")
+            .missing_key(gotmpl::MissingKey::ZeroValue)
+            .funcs(f)
+            .parse(&body)
+            .map_err(|e| e.to_string())?;
+        t.execute_template_to_string(FIELD, data).map_err(|e| e.to_string())
+    }
+
     /// Renders with data already in the engine's form (fixtures, previews).
     pub fn render_value(&self, text: &str, data: &Value) -> Result<String, String> {
         let t = self.parse(text).map_err(|e| e.to_string())?;
@@ -276,6 +300,10 @@ pub fn go_time_string(ms: i64) -> String {
 
 fn fail(m: impl Into<String>) -> TemplateError {
     TemplateError::Exec(m.into())
+}
+
+fn text_of(v: &Value) -> String {
+    text(v)
 }
 
 fn text(v: &Value) -> String {
