@@ -44,6 +44,8 @@ pub struct Flush {
     pub group_key: String,
     pub group_labels: Labels,
     pub now_ms: i64,
+    /// When the flush was due (`now_ms` is later when the dispatcher was busy).
+    pub due_ms: i64,
     pub alerts: Vec<StoredAlert>,
 }
 
@@ -102,6 +104,7 @@ impl Dispatcher {
                 continue;
             }
             let interval = self.tree.nodes[g.route].group_interval_ms;
+            let due_ms = g.next_flush_ms;
             g.next_flush_ms = now_ms + interval;
             g.has_flushed = true;
             if g.alerts.is_empty() {
@@ -126,6 +129,7 @@ impl Dispatcher {
                 group_key: g.key.clone(),
                 group_labels: g.labels.clone(),
                 now_ms,
+                due_ms,
                 alerts,
             });
         }

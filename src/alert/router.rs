@@ -501,7 +501,10 @@ impl Router {
                 );
                 return false;
             }
-            tracing::debug!(receiver = %job.receiver, integration = integ.name(), group = %f.group_key, alerts = sent.len(), reason, "notified");
+            tracing::debug!(
+                receiver = %job.receiver, integration = integ.name(), group = %f.group_key, alerts = sent.len(), reason,
+                late_ms = f.now_ms - f.due_ms, took_ms = now_ms() - f.now_ms, "notified"
+            );
         }
         let done = now_ms();
         let mut s = self.state.lock();
