@@ -193,3 +193,77 @@ fn prometheus_sends_its_alerts_to_vigie() {
     assert_eq!(got["alerts"][0]["annotations"]["summary"], "from prometheus");
     assert!(got["alerts"][0]["generatorURL"].as_str().unwrap().contains("/graph?g0.expr=vector%281%29"), "{got}");
 }
+
+/// A receiver answering `codes` in turn (then 200) and counting requests.
+fn scripted_receiver(codes: Vec<u16>) -> (u16, std::sync::Arc<std::sync::atomic::AtomicUsize>) {
+    use std::io::{BufRead, BufReader, Read, Write};
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let count = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let seen = count.clone();
+    std::thread::spawn(move || {
+        for s in listener.incoming().flatten() {
+            let mut r = BufReader::new(s);
+            let mut len = 0usize;
+            loop {
+                let mut h = String::new();
+                if r.read_line(&mut h).is_err() || h == "\r\n" || h.is_empty() {
+                    break;
+                }
+                if let Some(v) = h.to_ascii_lowercase().strip_prefix("content-length: ") {
+                    len = v.trim().parse().unwrap_or(0);
+                }
+            }
+            let mut body = vec![0; len];
+            let _ = r.read_exact(&mut body);
+            let n = seen.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+            let code = codes.get(n).copied().unwrap_or(200);
+            let _ = r
+                .into_inner()
+                .write_all(format!("HTTP/1.1 {code} X\r\nContent-Length: 0\r\nConnection: close\r\n\r\n").as_bytes());
+        }
+    });
+    (port, count)
+}
+
+fn metric(v: &Vigie, line_start: &str) -> f64 {
+    let text = v.get("/metrics").body;
+    text.lines()
+        .find(|l| l.starts_with(line_start))
+        .and_then(|l| l.rsplit(' ').next())
+        .and_then(|x| x.parse().ok())
+        .unwrap_or(0.0)
+}
+
+#[test]
+fn failed_deliveries_are_retried_and_counted() {
+    let dir = tempfile::tempdir().unwrap();
+    // 503 twice then 200: delivered by the third attempt of the same flush. 400: final.
+    let (flaky, flaky_hits) = scripted_receiver(vec![503, 503]);
+    let (refusing, refusing_hits) = scripted_receiver(vec![400; 100]);
+    let cfg = dir.path().join("router.yml");
+    std::fs::write(
+        &cfg,
+        format!(
+            "route:\n  receiver: flaky\n  group_wait: 1s\n  group_interval: 1m\n  routes:\n    - matchers: ['to=\"refusing\"']\n      receiver: refusing\n\
+             receivers:\n  - name: flaky\n    webhook_configs: [{{url: 'http://127.0.0.1:{flaky}/'}}]\n\
+             \x20 - name: refusing\n    webhook_configs: [{{url: 'http://127.0.0.1:{refusing}/'}}]\n"
+        ),
+    )
+    .unwrap();
+    let v = Vigie::start(dir.path(), &["--router-config", cfg.to_str().unwrap()]);
+    ok(v.port, &["alert", "add", "alertname=A"]);
+    ok(v.port, &["alert", "add", "alertname=B", "to=refusing"]);
+    eventually(Duration::from_secs(15), "the flaky receiver's third request", || {
+        (flaky_hits.load(std::sync::atomic::Ordering::SeqCst) >= 3).then_some(())
+    });
+    eventually(Duration::from_secs(15), "the refused notification counted", || {
+        (metric(&v, "alertmanager_notifications_failed_total{integration=\"webhook\"}") == 1.0).then_some(())
+    });
+    std::thread::sleep(Duration::from_secs(2));
+    assert_eq!(flaky_hits.load(std::sync::atomic::Ordering::SeqCst), 3, "no request after the success");
+    assert_eq!(refusing_hits.load(std::sync::atomic::Ordering::SeqCst), 1, "a 4xx is not retried");
+    assert_eq!(metric(&v, "alertmanager_notifications_total{integration=\"webhook\"}"), 2.0);
+    assert_eq!(metric(&v, "alertmanager_notification_requests_total{integration=\"webhook\"}"), 4.0);
+    assert_eq!(metric(&v, "alertmanager_notification_requests_failed_total{integration=\"webhook\"}"), 3.0);
+}
