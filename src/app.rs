@@ -215,6 +215,8 @@ pub async fn run(opts: RunOptions) -> Result<(), AppError> {
     let external_url = opts.external_url.clone().unwrap_or_else(|| format!("http://{}", self_address(&local)));
     let router = Router::open(router_config, Some(&opts.data_dir), &external_url, metrics.clone())?;
     tokio::spawn(router.clone().run());
+    let gauge_source: Arc<dyn crate::metrics::RouterGaugeSource> = router.clone();
+    metrics.set_router_source(Arc::downgrade(&gauge_source));
     let sinks: Vec<Arc<dyn AlertSink>> = vec![forwarder.clone(), router.clone()];
     let rules = RuleManager::new(db.clone(), engine.clone(), metrics.clone(), sinks);
     let reloader = Arc::new(Reloader {

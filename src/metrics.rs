@@ -44,11 +44,82 @@ pub struct Metrics {
     am_notifications_failed: Family<JobLabels, Counter>,
     am_requests: Family<JobLabels, Counter>,
     am_requests_failed: Family<JobLabels, Counter>,
+    router_source: RouterSlot,
 }
 
 impl std::fmt::Debug for Metrics {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.write_str("Metrics")
+    }
+}
+
+/// Figures the router reports when `/metrics` is read, under Alertmanager's names.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct RouterGauges {
+    pub alerts_active: usize,
+    pub alerts_suppressed: usize,
+    pub silences: [usize; 3],
+    pub aggregation_groups: usize,
+    pub nflog_entries: usize,
+}
+
+/// Where the router's gauges come from (set once the router exists).
+pub trait RouterGaugeSource: Send + Sync {
+    fn router_gauges(&self) -> RouterGauges;
+}
+
+type RouterSlot = Arc<parking_lot::RwLock<Option<std::sync::Weak<dyn RouterGaugeSource>>>>;
+
+struct RouterCollector(RouterSlot);
+
+impl std::fmt::Debug for RouterCollector {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("RouterCollector")
+    }
+}
+
+fn labeled_gauges(
+    enc: &mut DescriptorEncoder,
+    name: &str,
+    help: &str,
+    label: &str,
+    values: &[(&str, usize)],
+) -> Result<(), std::fmt::Error> {
+    let mut family = enc.encode_descriptor(name, help, None, prometheus_client::metrics::MetricType::Gauge)?;
+    for (v, n) in values {
+        let g = ConstGauge::new(*n as i64);
+        g.encode(family.encode_family(&vec![(label.to_string(), v.to_string())])?)?;
+    }
+    Ok(())
+}
+
+impl Collector for RouterCollector {
+    fn encode(&self, mut enc: DescriptorEncoder) -> Result<(), std::fmt::Error> {
+        let Some(src) = self.0.read().as_ref().and_then(std::sync::Weak::upgrade) else { return Ok(()) };
+        let g = src.router_gauges();
+        let e = &mut enc;
+        labeled_gauges(
+            e,
+            "alertmanager_alerts",
+            "Alerts the router holds, by state.",
+            "state",
+            &[("active", g.alerts_active), ("suppressed", g.alerts_suppressed)],
+        )?;
+        labeled_gauges(
+            e,
+            "alertmanager_silences",
+            "Silences, by state.",
+            "state",
+            &[("active", g.silences[0]), ("pending", g.silences[1]), ("expired", g.silences[2])],
+        )?;
+        const_gauge(
+            e,
+            "alertmanager_dispatcher_aggregation_groups",
+            "Aggregation groups.",
+            g.aggregation_groups as i64,
+        )?;
+        const_gauge(e, "alertmanager_nflog_entries", "Entries of the notification log.", g.nflog_entries as i64)?;
+        Ok(())
     }
 }
 
@@ -155,6 +226,7 @@ impl Metrics {
             am_notifications_failed: Family::default(),
             am_requests: Family::default(),
             am_requests_failed: Family::default(),
+            router_source: RouterSlot::default(),
             registry,
         };
         let mut m = m;
@@ -253,6 +325,7 @@ impl Metrics {
             "Requests to integrations that failed.",
             m.am_requests_failed.clone(),
         );
+        r.register_collector(Box::new(RouterCollector(m.router_source.clone())));
         r.register_collector(Box::new(HeadCollector(db)));
         Arc::new(m)
     }
@@ -335,6 +408,11 @@ impl Metrics {
 
     pub fn set_notification_queue(&self, n: usize) {
         self.notification_queue.set(n as i64);
+    }
+
+    /// Makes `/metrics` report the router's gauges.
+    pub fn set_router_source(&self, src: std::sync::Weak<dyn RouterGaugeSource>) {
+        *self.router_source.write() = Some(src);
     }
 
     pub fn record_router_alert_received(&self, firing: bool) {

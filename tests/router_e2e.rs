@@ -98,6 +98,9 @@ fn amtool_drives_alerts_silences_and_routes() {
     assert!(silenced.contains("suppressed"), "{silenced}");
     let active_only = ok(p, &["alert", "query"]);
     assert!(!active_only.contains("Other"), "{active_only}");
+    assert_eq!(metric(&v, "alertmanager_silences{state=\"active\"}"), 1.0);
+    assert_eq!(metric(&v, "alertmanager_alerts{state=\"suppressed\"}"), 1.0);
+    assert_eq!(metric(&v, "alertmanager_alerts{state=\"active\"}"), 1.0);
     // amtool 0.25 prints a pointer for `update --quiet`, so the id is read back instead.
     ok(p, &["silence", "update", &id, "-c", "longer", "-d", "2h"]);
     let q = ok(p, &["silence", "query", "-q"]);

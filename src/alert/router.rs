@@ -562,6 +562,29 @@ pub fn alert_matches(v: &AlertView, filter: &[Matcher]) -> bool {
     matches_all(filter, &v.alert.labels)
 }
 
+impl crate::metrics::RouterGaugeSource for Router {
+    fn router_gauges(&self) -> crate::metrics::RouterGauges {
+        let now = now_ms();
+        let s = self.state.lock();
+        let mut g = crate::metrics::RouterGauges {
+            silences: s.silences.count_by_state(now),
+            aggregation_groups: s.dispatcher.len(),
+            nflog_entries: s.nflog.len(),
+            ..Default::default()
+        };
+        for a in s.store.iter().filter(|a| !a.resolved_at(now)) {
+            let suppressed =
+                s.inhibitor.inhibited_by(&a.labels, now).is_some() || !s.silences.muting(&a.labels, now).is_empty();
+            if suppressed {
+                g.alerts_suppressed += 1;
+            } else {
+                g.alerts_active += 1;
+            }
+        }
+        g
+    }
+}
+
 impl AlertSink for Router {
     fn send(&self, alerts: Vec<Alert>) {
         if let Err(e) = self.post_alerts(alerts) {
