@@ -143,8 +143,12 @@ impl Reloader {
         });
         let result = result.and_then(|(cfg, router)| {
             let jobs = cfg.scrape_jobs.len();
-            self.router.apply(router).map_err(|e| e.to_string())?;
-            self.apply(cfg).map(|()| jobs)
+            // Prepared first, committed last: a vigie.yml rejected by `apply` leaves the
+            // router as it was.
+            let prepared = self.router.prepare(router).map_err(|e| e.to_string())?;
+            self.apply(cfg)?;
+            self.router.commit(prepared);
+            Ok(jobs)
         });
         match result {
             Ok(jobs) => {
@@ -213,7 +217,13 @@ pub async fn run(opts: RunOptions) -> Result<(), AppError> {
     let forwarder = Forwarder::new(metrics.clone());
     tokio::spawn(forwarder.clone().run());
     let external_url = opts.external_url.clone().unwrap_or_else(|| format!("http://{}", self_address(&local)));
-    let router = Router::open(router_config, Some(&opts.data_dir), &external_url, metrics.clone())?;
+    let router_opts = crate::alert::router::OpenOptions {
+        data_dir: Some(&opts.data_dir),
+        external_url: &external_url,
+        // Prometheus (and vigie's rules) resend firing alerts within this delay.
+        restore_hold: opts.resend_delay,
+    };
+    let router = Router::open(router_config, router_opts, metrics.clone())?;
     tokio::spawn(router.clone().run());
     let gauge_source: Arc<dyn crate::metrics::RouterGaugeSource> = router.clone();
     metrics.set_router_source(Arc::downgrade(&gauge_source));
@@ -274,7 +284,7 @@ pub async fn run(opts: RunOptions) -> Result<(), AppError> {
         .await
         .map_err(AppError::Serve)?;
     rules.stop();
-    router.persist_dirty();
+    router.persist_dirty(true);
     db.close()?;
     tracing::info!("vigie stopped");
     Ok(())

@@ -57,10 +57,11 @@ fn notifications(c: &Capture) -> Vec<Value> {
     c.bodies().iter().filter_map(|b| serde_json::from_str(b).ok()).collect()
 }
 
+/// With a 1 s resend delay, groups rebuilt after a restart wait 1 s before flushing.
 fn start(dir: &std::path::Path, hook: &Capture) -> Vigie {
     let cfg = dir.join("router.yml");
     std::fs::write(&cfg, ROUTER.replace("HOOK", &hook.port.to_string())).unwrap();
-    Vigie::start_named(dir, "vigie", &["--router-config", cfg.to_str().unwrap()])
+    Vigie::start_named(dir, "vigie", &["--router-config", cfg.to_str().unwrap(), "--rules.alert.resend-delay=1s"])
 }
 
 #[test]
@@ -269,4 +270,41 @@ fn failed_deliveries_are_retried_and_counted() {
     assert_eq!(metric(&v, "alertmanager_notifications_total{integration=\"webhook\"}"), 2.0);
     assert_eq!(metric(&v, "alertmanager_notification_requests_total{integration=\"webhook\"}"), 4.0);
     assert_eq!(metric(&v, "alertmanager_notification_requests_failed_total{integration=\"webhook\"}"), 3.0);
+}
+
+fn rfc3339_in(secs: i64) -> String {
+    let out =
+        Command::new("date").args(["-u", "-d", &format!("{secs:+} seconds"), "+%Y-%m-%dT%H:%M:%SZ"]).output().unwrap();
+    String::from_utf8_lossy(&out.stdout).trim().to_string()
+}
+
+fn post_alert(port: u16, name: &str, ends: &str) {
+    let body = format!(r#"[{{"labels":{{"alertname":"{name}"}},"startsAt":"{}","endsAt":"{ends}"}}]"#, rfc3339_in(-60));
+    let r = http("POST", port, "/api/v2/alerts", Some(("application/json", &body))).unwrap();
+    assert_eq!(r.status, 200, "{}", r.body);
+}
+
+/// An alert whose `endsAt` passes while vigie is down is not announced resolved at start:
+/// rebuilt groups wait for the sender's resend, which refreshes it.
+#[test]
+fn an_outage_does_not_resolve_and_repage_alerts() {
+    let dir = tempfile::tempdir().unwrap();
+    let hook = Capture::start();
+    let cfg = dir.path().join("router.yml");
+    std::fs::write(&cfg, ROUTER.replace("HOOK", &hook.port.to_string())).unwrap();
+    let args = ["--router-config", cfg.to_str().unwrap(), "--rules.alert.resend-delay=4s"];
+    let mut v = Vigie::start_named(dir.path(), "vigie", &args);
+    post_alert(v.port, "Outage", &rfc3339_in(3));
+    eventually(Duration::from_secs(10), "first notification", || (notifications(&hook).len() == 1).then_some(()));
+    eventually(Duration::from_secs(5), "nflog snapshot", || {
+        std::fs::read_to_string(dir.path().join("data/router/nflog.json")).ok().filter(|s| s.contains("Outage"))
+    });
+    v.proc.signal("KILL");
+    let _ = v.proc.child.wait();
+    std::thread::sleep(Duration::from_secs(5));
+    let v = Vigie::start_named(dir.path(), "vigie2", &args);
+    post_alert(v.port, "Outage", &rfc3339_in(60));
+    std::thread::sleep(Duration::from_secs(6));
+    let n = notifications(&hook);
+    assert_eq!(n.len(), 1, "neither a resolved notice nor a new page: {n:?}");
 }

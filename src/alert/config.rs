@@ -813,6 +813,34 @@ fn hide_secrets(f: &mut RouterConfigFile) {
         for w in &mut r.webhook_configs {
             http(&mut w.http_config);
         }
+        for c in &mut r.slack_configs {
+            secret(&mut c.api_url);
+            http(&mut c.http_config);
+        }
+        for c in &mut r.email_configs {
+            secret(&mut c.auth_password);
+            secret(&mut c.auth_secret);
+        }
+        for c in &mut r.pagerduty_configs {
+            secret(&mut c.routing_key);
+            http(&mut c.http_config);
+        }
+        for c in &mut r.opsgenie_configs {
+            secret(&mut c.api_key);
+            http(&mut c.http_config);
+        }
+        for c in &mut r.msteams_configs {
+            secret(&mut c.webhook_url);
+            http(&mut c.http_config);
+        }
+        for c in &mut r.discord_configs {
+            secret(&mut c.webhook_url);
+            http(&mut c.http_config);
+        }
+        for c in &mut r.telegram_configs {
+            secret(&mut c.bot_token);
+            http(&mut c.http_config);
+        }
     }
 }
 
@@ -903,6 +931,24 @@ mod tests {
         assert!(c.original.contains("resolve_timeout: 5m"), "{}", c.original);
         let again = load(&c.original).unwrap();
         assert_eq!(again.original, c.original);
+    }
+
+    #[test]
+    fn the_effective_config_hides_secrets() {
+        let c = load(
+            "global: {smtp_auth_password: pw0, slack_api_url: 'http://s/k0', opsgenie_api_key: k1}\nroute: {receiver: a}\n\
+             receivers:\n  - name: a\n    slack_configs: [{api_url: 'http://s/k2'}]\n    email_configs: [{to: x@y, smarthost: 'm:25', from: f@y, auth_password: pw3}]\n\
+             \x20   pagerduty_configs: [{routing_key: k4}]\n    opsgenie_configs: [{api_key: k5}]\n    msteams_configs: [{webhook_url: 'http://t/k6'}]\n\
+             \x20   discord_configs: [{webhook_url: 'http://d/k7'}]\n    telegram_configs: [{bot_token: k8, chat_id: 1}]\n\
+             \x20   webhook_configs: [{url: 'http://w/', http_config: {basic_auth: {username: u, password: pw9}}}]\n",
+        )
+        .unwrap();
+        for secret in ["pw0", "k0", "k1", "k2", "pw3", "k4", "k5", "k6", "k7", "k8", "pw9"] {
+            assert!(!c.original.contains(secret), "{secret} shown in:\n{}", c.original);
+        }
+        assert!(c.original.contains("<secret>"));
+        // What amtool reads back still loads.
+        load(&c.original).unwrap();
     }
 
     #[test]

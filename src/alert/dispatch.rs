@@ -91,6 +91,13 @@ impl Dispatcher {
         }
     }
 
+    /// Holds every group's next flush until at least `t_ms`.
+    pub fn defer_all_until(&mut self, t_ms: i64) {
+        for g in self.groups.values_mut() {
+            g.next_flush_ms = g.next_flush_ms.max(t_ms);
+        }
+    }
+
     /// The earliest time a group not already flushing is due.
     pub fn next_due(&self) -> Option<i64> {
         self.groups.values().filter(|g| !g.flushing && !g.alerts.is_empty()).map(|g| g.next_flush_ms).min()
@@ -223,7 +230,7 @@ pub fn alert_order(a: &Labels, b: &Labels) -> std::cmp::Ordering {
 }
 
 /// `model.LabelSet.Before`.
-fn label_set_before(a: &Labels, b: &Labels) -> std::cmp::Ordering {
+pub fn label_set_before(a: &Labels, b: &Labels) -> std::cmp::Ordering {
     use std::cmp::Ordering;
     if a.len() != b.len() {
         return a.len().cmp(&b.len());

@@ -10,7 +10,7 @@ use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 
-use parking_lot::{Mutex, RwLock};
+use parking_lot::Mutex;
 use tokio::sync::Notify;
 
 use super::config::{Integration, RouterConfig};
@@ -29,8 +29,9 @@ use crate::metrics::Metrics;
 const MAINTENANCE: Duration = Duration::from_secs(30);
 /// Resolved alerts are kept this long after their end (Alertmanager's `--alerts.gc-interval`).
 const RESOLVED_RETENTION_MS: i64 = 30 * 60_000;
-/// Snapshots of the alerts are written at most this often.
-const ALERTS_SNAPSHOT_EVERY: Duration = Duration::from_secs(1);
+/// Snapshots of the alerts are written at most this often (the first at once); senders
+/// refresh alerts anyway, and the notification log, written promptly, prevents duplicates.
+const ALERTS_SNAPSHOT_EVERY: Duration = Duration::from_secs(10);
 
 const SILENCES_FILE: &str = "silences.json";
 const NFLOG_FILE: &str = "nflog.json";
@@ -40,7 +41,18 @@ fn now_ms() -> i64 {
     std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_millis() as i64).unwrap_or(0)
 }
 
+/// The configuration and its HTTP clients, swapped as one so a flush never mixes an old
+/// route with a new receiver list.
+pub struct Runtime {
+    pub config: Arc<RouterConfig>,
+    clients: HashMap<String, Vec<reqwest::Client>>,
+}
+
+/// A configuration checked and ready to swap in (`Router::commit`).
+pub struct PreparedConfig(Arc<Runtime>);
+
 struct State {
+    runtime: Arc<Runtime>,
     store: AlertStore,
     dispatcher: Dispatcher,
     inhibitor: Inhibitor,
@@ -75,9 +87,6 @@ pub struct GroupView {
 
 pub struct Router {
     state: Mutex<State>,
-    config: RwLock<Arc<RouterConfig>>,
-    /// One HTTP client per integration, by receiver name.
-    clients: RwLock<HashMap<String, Vec<reqwest::Client>>>,
     wake: Notify,
     persist_wanted: Notify,
     persist_lock: Mutex<()>,
@@ -95,15 +104,23 @@ pub enum RouterError {
     Client { receiver: String, message: String },
 }
 
+/// How long groups rebuilt from the saved alerts wait before their first flush, so that
+/// senders can refresh alerts whose `endsAt` passed while vigie was down (a flush at once
+/// would announce them resolved and page again on the next resend).
+pub struct OpenOptions<'a> {
+    pub data_dir: Option<&'a Path>,
+    pub external_url: &'a str,
+    pub restore_hold: Duration,
+}
+
 impl Router {
     /// Starts from the snapshots in `data_dir` (none in memory-only mode).
     pub fn open(
         config: RouterConfig,
-        data_dir: Option<&Path>,
-        external_url: &str,
+        opts: OpenOptions<'_>,
         metrics: Arc<Metrics>,
     ) -> Result<Arc<Router>, RouterError> {
-        let dir = data_dir.map(StateDir::new);
+        let dir = opts.data_dir.map(StateDir::new);
         let now = now_ms();
         let mut store = AlertStore::default();
         let mut silences = Silences::default();
@@ -115,13 +132,15 @@ impl Router {
                     tracing::warn!(bad, "silences in the snapshot no longer valid were skipped");
                 }
             }
-            if let Some(list) = dir.read::<Vec<nflog::Entry>>(NFLOG_FILE)? {
-                nflog.restore(list);
+            // The log and the alerts only prevent duplicates; a damaged one is reported and
+            // started from empty. Silences are the user's data: a damaged file stops the start.
+            match dir.read::<Vec<nflog::Entry>>(NFLOG_FILE) {
+                Ok(list) => nflog.restore(list.unwrap_or_default()),
+                Err(e) => tracing::error!(error = %e, "notification log not restored; starting with an empty one"),
             }
-            if let Some(list) = dir.read::<Vec<StoredAlert>>(ALERTS_FILE)? {
-                for a in list {
-                    store.restore(a);
-                }
+            match dir.read::<Vec<StoredAlert>>(ALERTS_FILE) {
+                Ok(list) => list.unwrap_or_default().into_iter().for_each(|a| store.restore(a)),
+                Err(e) => tracing::error!(error = %e, "alerts not restored; senders will post them again"),
             }
             tracing::info!(
                 silences = silences.snapshot().len(),
@@ -135,10 +154,12 @@ impl Router {
         for a in store.iter() {
             dispatcher.insert(a, now);
         }
+        dispatcher.defer_all_until(now + opts.restore_hold.as_millis() as i64);
         let inhibitor = Inhibitor::new(&config.inhibit_rules, store.iter());
         let clients = build_clients(&config)?;
         Ok(Arc::new(Router {
             state: Mutex::new(State {
+                runtime: Arc::new(Runtime { config: Arc::new(config), clients }),
                 store,
                 dispatcher,
                 inhibitor,
@@ -147,40 +168,48 @@ impl Router {
                 alerts_dirty: false,
                 nflog_dirty: false,
             }),
-            config: RwLock::new(Arc::new(config)),
-            clients: RwLock::new(clients),
             wake: Notify::new(),
             persist_wanted: Notify::new(),
             persist_lock: Mutex::new(()),
             dir,
-            external_url: external_url.trim_end_matches('/').to_string(),
+            external_url: opts.external_url.trim_end_matches('/').to_string(),
             metrics,
             started_ms: now,
         }))
     }
 
     pub fn config(&self) -> Arc<RouterConfig> {
-        self.config.read().clone()
+        self.state.lock().runtime.config.clone()
     }
 
     pub fn started_ms(&self) -> i64 {
         self.started_ms
     }
 
-    /// Swaps in a new configuration; groups whose route and labels survive keep their timers.
-    pub fn apply(&self, config: RouterConfig) -> Result<(), RouterError> {
+    /// Checks a configuration and builds its clients, without applying it.
+    pub fn prepare(&self, config: RouterConfig) -> Result<PreparedConfig, RouterError> {
         let clients = build_clients(&config)?;
+        Ok(PreparedConfig(Arc::new(Runtime { config: Arc::new(config), clients })))
+    }
+
+    /// Swaps in a prepared configuration; groups whose route and labels survive keep their
+    /// timers.
+    pub fn commit(&self, p: PreparedConfig) {
         let now = now_ms();
         {
             let mut s = self.state.lock();
-            let State { store, dispatcher, inhibitor, .. } = &mut *s;
-            dispatcher.reload(Arc::new(config.tree.clone()), store.iter(), now);
-            *inhibitor = Inhibitor::new(&config.inhibit_rules, store.iter());
+            let State { store, dispatcher, inhibitor, runtime, .. } = &mut *s;
+            dispatcher.reload(Arc::new(p.0.config.tree.clone()), store.iter(), now);
+            *inhibitor = Inhibitor::new(&p.0.config.inhibit_rules, store.iter());
+            *runtime = p.0;
         }
-        *self.clients.write() = clients;
-        *self.config.write() = Arc::new(config);
         self.wake.notify_one();
         tracing::info!("router configuration applied");
+    }
+
+    pub fn apply(&self, config: RouterConfig) -> Result<(), RouterError> {
+        let p = self.prepare(config)?;
+        self.commit(p);
         Ok(())
     }
 
@@ -188,11 +217,11 @@ impl Router {
     /// while the valid ones of the same post are kept, as Alertmanager does.
     pub fn post_alerts(&self, alerts: Vec<Alert>) -> Result<(), String> {
         let now = now_ms();
-        let resolve_timeout = self.config.read().resolve_timeout_ms;
         let mut errors = Vec::new();
         let mut accepted = 0usize;
         {
             let mut s = self.state.lock();
+            let resolve_timeout = s.runtime.config.resolve_timeout_ms;
             for a in alerts {
                 let a = ingest_checked(a, now, resolve_timeout);
                 let a = match a {
@@ -225,19 +254,17 @@ impl Router {
         }
     }
 
-    /// The alerts not yet resolved, by fingerprint, with live silence and inhibition status.
-    pub fn alerts(&self) -> Vec<AlertView> {
+    /// The alerts not yet resolved that `keep` accepts, by fingerprint, with live silence and
+    /// inhibition status.
+    pub fn alerts(&self, keep: impl Fn(&StoredAlert) -> bool) -> Vec<AlertView> {
         let now = now_ms();
-        let tree = self.config.read().tree.clone();
         let s = self.state.lock();
+        let tree = &s.runtime.config.tree;
         let mut out: Vec<AlertView> = s
             .store
             .iter()
-            .filter(|a| !a.resolved_at(now))
-            .map(|a| {
-                let receivers = tree.matches(&a.labels).into_iter().map(|i| tree.nodes[i].receiver.clone()).collect();
-                view(&s, a, receivers, now)
-            })
+            .filter(|a| !a.resolved_at(now) && keep(a))
+            .map(|a| view(&s, a, receivers_of(tree, &a.labels), now))
             .collect();
         out.sort_by_key(|v| v.alert.fingerprint);
         out
@@ -257,47 +284,47 @@ impl Router {
                 let receiver = tree.nodes[g.route].receiver.clone();
                 GroupView {
                     labels: g.labels.clone(),
-                    receiver: receiver.clone(),
-                    alerts: alerts.into_iter().map(|a| view(&s, a, vec![receiver.clone()], now)).collect(),
+                    receiver,
+                    alerts: alerts.into_iter().map(|a| view(&s, a, receivers_of(&tree, &a.labels), now)).collect(),
                 }
             })
             .filter(|g| !g.alerts.is_empty())
             .collect();
         out.sort_by(|a, b| {
-            super::dispatch::alert_order(&a.labels, &b.labels).then_with(|| a.receiver.cmp(&b.receiver))
+            super::dispatch::label_set_before(&a.labels, &b.labels).then_with(|| a.receiver.cmp(&b.receiver))
         });
         out
     }
 
-    /// Creates or updates a silence; it is on disk when this returns `Ok`.
-    pub fn set_silence(&self, s: Silence) -> Result<String, SilenceError> {
-        let _p = self.persist_lock.lock();
-        let (id, snapshot) = {
-            let mut st = self.state.lock();
-            let id = st.silences.set(s, now_ms())?;
-            (id, st.silences.snapshot())
-        };
-        self.write_silences(&snapshot);
-        Ok(id)
+    /// Creates or updates a silence; it is on disk when this returns `Ok`. When it cannot be
+    /// written the change is undone and the error returned.
+    pub fn set_silence(&self, sil: Silence) -> Result<String, SilenceError> {
+        self.change_silences(|s, now| s.set(sil, now))
     }
 
     pub fn expire_silence(&self, id: &str) -> Result<(), SilenceError> {
-        let _p = self.persist_lock.lock();
-        let snapshot = {
-            let mut st = self.state.lock();
-            st.silences.expire(id, now_ms())?;
-            st.silences.snapshot()
-        };
-        self.write_silences(&snapshot);
-        Ok(())
+        self.change_silences(|s, now| s.expire(id, now))
     }
 
-    fn write_silences(&self, snapshot: &[Silence]) {
+    fn change_silences<T>(
+        &self,
+        f: impl FnOnce(&mut Silences, i64) -> Result<T, SilenceError>,
+    ) -> Result<T, SilenceError> {
+        let _p = self.persist_lock.lock();
+        let (out, before, snapshot) = {
+            let mut st = self.state.lock();
+            let before = st.silences.clone();
+            let out = f(&mut st.silences, now_ms())?;
+            (out, before, st.silences.snapshot())
+        };
         if let Some(dir) = &self.dir
-            && let Err(e) = dir.write(SILENCES_FILE, snapshot)
+            && let Err(e) = dir.write(SILENCES_FILE, &snapshot)
         {
-            tracing::error!(error = %e, "silences could not be saved; they live in memory until the next write");
+            tracing::error!(error = %e, "silences could not be saved; the change is undone");
+            self.state.lock().silences = before;
+            return Err(SilenceError::Persist(e.to_string()));
         }
+        Ok(out)
     }
 
     pub fn silences(&self) -> Vec<Silence> {
@@ -315,13 +342,13 @@ impl Router {
         let mut next_maintenance = tokio::time::Instant::now() + MAINTENANCE;
         loop {
             let now = now_ms();
-            let (flushes, next) = {
+            let (flushes, runtime, next) = {
                 let mut s = self.state.lock();
                 let f = s.dispatcher.take_due(now);
-                (f, s.dispatcher.next_due())
+                (f, s.runtime.clone(), s.dispatcher.next_due())
             };
             for f in flushes {
-                tokio::spawn(self.clone().flush(f));
+                tokio::spawn(self.clone().flush(f, runtime.clone()));
             }
             if tokio::time::Instant::now() >= next_maintenance {
                 self.maintain();
@@ -361,22 +388,32 @@ impl Router {
     }
 
     async fn persist_loop(self: Arc<Self>) {
+        let mut last_alerts = tokio::time::Instant::now() - ALERTS_SNAPSHOT_EVERY;
         loop {
-            self.persist_wanted.notified().await;
+            tokio::select! {
+                () = self.persist_wanted.notified() => {}
+                () = tokio::time::sleep(ALERTS_SNAPSHOT_EVERY) => {}
+            }
+            let with_alerts = last_alerts.elapsed() >= ALERTS_SNAPSHOT_EVERY;
+            if with_alerts {
+                last_alerts = tokio::time::Instant::now();
+            }
             let this = self.clone();
-            let _ = tokio::task::spawn_blocking(move || this.persist_dirty()).await;
-            tokio::time::sleep(ALERTS_SNAPSHOT_EVERY).await;
+            let _ = tokio::task::spawn_blocking(move || this.persist_dirty(with_alerts)).await;
+            // Changes arriving meanwhile are written together.
+            tokio::time::sleep(Duration::from_millis(100)).await;
         }
     }
 
     /// Writes the notification log and alerts if they changed; also used at shutdown.
-    pub fn persist_dirty(&self) {
+    pub fn persist_dirty(&self, with_alerts: bool) {
         let Some(dir) = &self.dir else { return };
         let _p = self.persist_lock.lock();
         let (nflog, alerts) = {
             let mut s = self.state.lock();
             let nflog = std::mem::take(&mut s.nflog_dirty).then(|| s.nflog.snapshot());
-            let alerts = std::mem::take(&mut s.alerts_dirty).then(|| s.store.iter().cloned().collect::<Vec<_>>());
+            let alerts = (with_alerts && std::mem::take(&mut s.alerts_dirty))
+                .then(|| s.store.iter().cloned().collect::<Vec<_>>());
             (nflog, alerts)
         };
         if let Some(n) = nflog
@@ -393,16 +430,16 @@ impl Router {
         }
     }
 
-    async fn flush(self: Arc<Self>, f: Flush) {
-        let ok = self.notify_flush(&f).await;
+    async fn flush(self: Arc<Self>, f: Flush, rt: Arc<Runtime>) {
+        let ok = self.notify_flush(&f, &rt).await;
         let now = now_ms();
         self.state.lock().dispatcher.flush_done(&f, ok, now);
         self.wake.notify_one();
     }
 
     /// The flush pipeline; `true` when every integration that had to notify succeeded.
-    async fn notify_flush(self: &Arc<Self>, f: &Flush) -> bool {
-        let cfg = self.config();
+    async fn notify_flush(self: &Arc<Self>, f: &Flush, rt: &Arc<Runtime>) -> bool {
+        let cfg = &rt.config;
         let in_interval = |name: &String| cfg.time_intervals.get(name).is_some_and(|ti| ti.contains(f.now_ms));
         if f.node.mute_time_intervals.iter().any(in_interval) {
             tracing::debug!(group = %f.group_key, "notifications not sent, route is within mute time");
@@ -427,12 +464,13 @@ impl Router {
             return true;
         }
         let Some(receiver) = cfg.receivers.get(&f.node.receiver) else { return true };
-        let clients = self.clients.read().get(&receiver.name).cloned().unwrap_or_default();
+        let clients = rt.clients.get(&receiver.name).cloned().unwrap_or_default();
         let deadline = tokio::time::Instant::now() + Duration::from_millis(f.node.group_interval_ms.max(10_000) as u64);
         let mut jobs = tokio::task::JoinSet::new();
         for (i, integ) in receiver.integrations.iter().enumerate() {
             let Some(client) = clients.get(i).cloned() else { continue };
             let job = IntegrationJob {
+                runtime: rt.clone(),
                 integration: integ.clone(),
                 client,
                 receiver: receiver.name.clone(),
@@ -453,6 +491,7 @@ impl Router {
 }
 
 struct IntegrationJob {
+    runtime: Arc<Runtime>,
     integration: Integration,
     client: reqwest::Client,
     receiver: String,
@@ -490,7 +529,7 @@ impl Router {
                 &job.external_url,
                 reason,
             );
-            let cfg = self.config();
+            let cfg = &job.runtime.config;
             let cx = notify::Context { client: &job.client, templates: &cfg.templates, globals: &cfg.globals };
             let (attempts, result) = notify::send_with_retry(integ, &cx, &data, job.deadline).await;
             self.metrics.record_router_notification(integ.name(), attempts, result.is_ok());
@@ -525,6 +564,11 @@ impl Router {
     }
 }
 
+/// Every receiver the alert reaches (one per matched route, in walk order).
+fn receivers_of(tree: &super::route::RouteTree, labels: &crate::model::Labels) -> Vec<String> {
+    tree.matches(labels).into_iter().map(|i| tree.nodes[i].receiver.clone()).collect()
+}
+
 fn view(s: &State, a: &StoredAlert, receivers: Vec<String>, now: i64) -> AlertView {
     AlertView {
         alert: a.clone(),
@@ -538,9 +582,15 @@ fn view(s: &State, a: &StoredAlert, receivers: Vec<String>, now: i64) -> AlertVi
     }
 }
 
+/// Alertmanager fills in the missing times first and then validates, so a future
+/// `startsAt` without `endsAt` past `now + resolve_timeout` is refused.
 fn ingest_checked(a: Alert, now: i64, resolve_timeout: i64) -> Result<StoredAlert, String> {
     validate(&a)?;
-    Ok(ingest(a, now, resolve_timeout))
+    let stored = ingest(a, now, resolve_timeout);
+    if stored.ends_at_ms < stored.starts_at_ms {
+        return Err("start time must be before end time".into());
+    }
+    Ok(stored)
 }
 
 fn build_clients(config: &RouterConfig) -> Result<HashMap<String, Vec<reqwest::Client>>, RouterError> {

@@ -20,6 +20,8 @@ pub enum SilenceError {
     Invalid(String),
     #[error("silence {0} already expired")]
     AlreadyExpired(String),
+    #[error("saving silences: {0}")]
+    Persist(String),
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
@@ -148,7 +150,7 @@ impl Silence {
     }
 }
 
-#[derive(Default)]
+#[derive(Clone, Default)]
 pub struct Silences {
     by_id: HashMap<String, Silence>,
 }

@@ -174,7 +174,9 @@ pub async fn get_alerts(State(s): St, uri: Uri) -> Response {
         Ok(f) => f,
         Err(e) => return bad_request(e),
     };
-    let out: Vec<Value> = s.router.alerts().iter().filter(|v| sel.keeps(v)).map(alert_json).collect();
+    // The label filter first, so the per-alert status is computed only for what is shown.
+    let alerts = s.router.alerts(|a| crate::alert::matcher::matches_all(&sel.filter, &a.labels));
+    let out: Vec<Value> = alerts.iter().filter(|v| sel.keeps(v)).map(alert_json).collect();
     axum::Json(out).into_response()
 }
 
@@ -261,6 +263,9 @@ pub async fn post_silence(State(s): St, body: Bytes) -> Response {
         Ok(Ok(id)) => axum::Json(json!({"silenceID": id})).into_response(),
         Ok(Err(SilenceError::NotFound)) => {
             (StatusCode::NOT_FOUND, axum::Json(Value::String("silence not found".into()))).into_response()
+        }
+        Ok(Err(e @ SilenceError::Persist(_))) => {
+            (StatusCode::INTERNAL_SERVER_ERROR, axum::Json(Value::String(e.to_string()))).into_response()
         }
         Ok(Err(e)) => bad_request(e.to_string()),
         Err(e) => (StatusCode::INTERNAL_SERVER_ERROR, axum::Json(Value::String(e.to_string()))).into_response(),

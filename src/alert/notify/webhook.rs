@@ -57,7 +57,9 @@ pub async fn send(w: &WebhookTarget, client: &reqwest::Client, data: &NotifyData
         req = req.timeout(Duration::from_millis(t as u64));
     }
     req = crate::scrape::http::authorize(req, &w.http);
-    let resp = req.send().await.map_err(|e| NotifyError { message: format!("webhook {}: {e}", w.url), retry: true })?;
+    // The URL can hold a token: errors leave it out, as Alertmanager does.
+    let resp =
+        req.send().await.map_err(|e| NotifyError { message: format!("webhook: {}", e.without_url()), retry: true })?;
     let status = resp.status();
     if status.is_success() {
         return Ok(());
@@ -65,7 +67,7 @@ pub async fn send(w: &WebhookTarget, client: &reqwest::Client, data: &NotifyData
     let text = resp.text().await.unwrap_or_default();
     let text: String = text.chars().take(256).collect();
     Err(NotifyError {
-        message: format!("unexpected status code {} from {}: {}", status.as_u16(), w.url, text.trim()),
+        message: format!("webhook: unexpected status code {}: {}", status.as_u16(), text.trim()),
         retry: status.is_server_error(),
     })
 }
