@@ -130,6 +130,18 @@ fn amtool_drives_alerts_silences_and_routes() {
     let got: Vec<&str> = j["data"].as_array().unwrap().iter().map(|m| m["receiver"].as_str().unwrap()).collect();
     assert_eq!(got, ["db", "pager"]);
 
+    // A broken router.yml is refused by /-/reload with its field, and the old tree stays.
+    let cfg = dir.path().join("router.yml");
+    let good = std::fs::read_to_string(&cfg).unwrap();
+    std::fs::write(&cfg, good.replace("receiver: pager", "receiver: nobody")).unwrap();
+    let r = http("POST", p, "/-/reload", None).unwrap();
+    assert_eq!(r.status, 500);
+    assert!(r.body.contains("route.routes[1].receiver: undefined receiver \"nobody\" used in route"), "{}", r.body);
+    assert_eq!(ok(p, &["config", "routes", "test", "severity=page"]).trim(), "pager");
+    std::fs::write(&cfg, good.replace("receiver: pager", "receiver: hook")).unwrap();
+    assert_eq!(http("POST", p, "/-/reload", None).unwrap().status, 200);
+    assert_eq!(ok(p, &["config", "routes", "test", "severity=page"]).trim(), "hook");
+
     // Bad input is refused with Alertmanager's words.
     let r = http("POST", p, "/api/v2/alerts", Some(("application/json", r#"[{"labels":{}}]"#))).unwrap();
     assert_eq!((r.status, r.body.trim()), (400, "\"at least one label pair required\""));
