@@ -70,6 +70,7 @@ pub struct ScrapeJob {
     pub static_configs: Vec<StaticConfig>,
     /// `file_sd_configs` with paths resolved against the config file's directory.
     pub file_sd_configs: Vec<FileSdConfig>,
+    pub dockerswarm_sd_configs: Vec<DockerSwarmSdConfig>,
     pub relabel: Vec<Arc<CompiledRelabel>>,
     pub metric_relabel: Vec<Arc<CompiledRelabel>>,
     /// The entry as written, to tell whether a reload changed this job.
@@ -208,6 +209,20 @@ fn compile_job(
             refresh_interval: f.refresh_interval,
         })
         .collect();
+    for (i, d) in sc.dockerswarm_sd_configs.iter().enumerate() {
+        crate::discovery::swarm::Role::parse(&d.role)
+            .map_err(|e| format!("dockerswarm_sd_configs[{i}] of job {job:?}: {e}"))?;
+        if !(d.host.starts_with("unix://")
+            || d.host.starts_with("http://")
+            || d.host.starts_with("https://")
+            || d.host.starts_with("tcp://"))
+        {
+            return Err(format!(
+                "dockerswarm_sd_configs[{i}] of job {job:?}: host {:?} must be unix://, tcp://, http:// or https://",
+                d.host
+            ));
+        }
+    }
     let body_size_limit = match sc.body_size_limit.as_ref().or(raw_global.body_size_limit.as_ref()) {
         Some(s) => parse_byte_size(s).map_err(|e| format!("body_size_limit of job {job:?}: {e}"))?,
         None => 0,
@@ -231,6 +246,7 @@ fn compile_job(
         http: sc.http_client(),
         static_configs: sc.static_configs.clone(),
         file_sd_configs,
+        dockerswarm_sd_configs: sc.dockerswarm_sd_configs.clone(),
         relabel: sc.relabel_configs.iter().map(|r| r.compiled.clone()).collect(),
         metric_relabel: sc.metric_relabel_configs.iter().map(|r| r.compiled.clone()).collect(),
         source: sc.clone(),

@@ -125,6 +125,8 @@ pub struct ScrapeConfig {
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub file_sd_configs: Vec<FileSdConfig>,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub dockerswarm_sd_configs: Vec<DockerSwarmSdConfig>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub relabel_configs: Vec<RelabelRule>,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub metric_relabel_configs: Vec<RelabelRule>,
@@ -200,6 +202,28 @@ pub struct StaticConfig {
 #[serde(deny_unknown_fields)]
 pub struct FileSdConfig {
     pub files: Vec<String>,
+    pub refresh_interval: Option<PromDuration>,
+}
+
+#[derive(Clone, Debug, Default, Deserialize, Serialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct DockerFilter {
+    pub name: String,
+    #[serde(default)]
+    pub values: Vec<String>,
+}
+
+/// `dockerswarm_sd_configs`: Prometheus's Swarm discovery, same fields and defaults.
+#[derive(Clone, Debug, Default, Deserialize, Serialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct DockerSwarmSdConfig {
+    pub host: String,
+    pub role: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub port: Option<u16>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub filters: Vec<DockerFilter>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub refresh_interval: Option<PromDuration>,
 }
 

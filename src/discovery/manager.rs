@@ -12,7 +12,7 @@ use tokio::sync::{mpsc, watch};
 use tokio::task::JoinHandle;
 
 use super::{FileProvider, Provider, StaticProvider, TargetGroup};
-use crate::config::{FileSdConfig, ScrapeJob, StaticConfig};
+use crate::config::{DockerSwarmSdConfig, FileSdConfig, ScrapeJob, StaticConfig};
 
 /// The current target groups of every job.
 pub type JobTargets = Arc<BTreeMap<String, Vec<TargetGroup>>>;
@@ -25,7 +25,7 @@ struct JobState {
 }
 
 struct RunningJob {
-    discovery: (Vec<StaticConfig>, Vec<FileSdConfig>),
+    discovery: (Vec<StaticConfig>, Vec<FileSdConfig>, Vec<DockerSwarmSdConfig>),
     tasks: Vec<JoinHandle<()>>,
 }
 
@@ -35,6 +35,10 @@ pub struct DiscoveryManager {
     out: Arc<watch::Sender<JobTargets>>,
     running: HashMap<String, RunningJob>,
     next_generation: u64,
+}
+
+fn discovery_of(j: &ScrapeJob) -> (Vec<StaticConfig>, Vec<FileSdConfig>, Vec<DockerSwarmSdConfig>) {
+    (j.static_configs.clone(), j.file_sd_configs.clone(), j.dockerswarm_sd_configs.clone())
 }
 
 impl DiscoveryManager {
@@ -51,11 +55,7 @@ impl DiscoveryManager {
         let stale: Vec<String> = self
             .running
             .iter()
-            .filter(|(name, run)| {
-                wanted
-                    .get(name.as_str())
-                    .is_none_or(|j| run.discovery != (j.static_configs.clone(), j.file_sd_configs.clone()))
-            })
+            .filter(|(name, run)| wanted.get(name.as_str()).is_none_or(|j| run.discovery != discovery_of(j)))
             .map(|(n, _)| n.clone())
             .collect();
         for name in stale {
@@ -75,6 +75,9 @@ impl DiscoveryManager {
             for f in &job.file_sd_configs {
                 providers.push(Box::new(FileProvider::new(f)));
             }
+            for d in &job.dockerswarm_sd_configs {
+                providers.push(Box::new(super::swarm::SwarmSdProvider::new(d)));
+            }
             let generation = self.next_generation;
             self.next_generation += 1;
             self.state
@@ -85,10 +88,7 @@ impl DiscoveryManager {
                 .enumerate()
                 .map(|(idx, p)| self.spawn_provider(job.name.clone(), generation, idx, p))
                 .collect();
-            self.running.insert(
-                job.name.clone(),
-                RunningJob { discovery: (job.static_configs.clone(), job.file_sd_configs.clone()), tasks },
-            );
+            self.running.insert(job.name.clone(), RunningJob { discovery: discovery_of(job), tasks });
         }
         self.publish();
     }
