@@ -17,6 +17,7 @@ use crate::alert::router::Router;
 use crate::api::{self, AppState, ReloadFn};
 use crate::config::{self, Config};
 use crate::discovery::DiscoveryManager;
+use crate::discovery::swarm::watch::SwarmAutoSettings;
 use crate::metrics::Metrics;
 use crate::promql::{Engine, EngineOptions};
 use crate::rules::{GroupDefaults, RuleManager, RuleOptions};
@@ -33,6 +34,12 @@ pub struct RunOptions {
     pub data_dir: PathBuf,
     pub listen: String,
     pub discovery: String,
+    /// The Docker API Swarm discovery talks to (`unix:///var/run/docker.sock`).
+    pub swarm_host: String,
+    /// `--swarm-network`: networks to reach tasks on (default: vigie's own).
+    pub swarm_networks: Vec<String>,
+    /// How often Swarm discovery lists everything again besides events.
+    pub swarm_relist: Duration,
     pub retention: Duration,
     /// Bytes the blocks may take; 0 is no limit.
     pub retention_size: u64,
@@ -59,7 +66,7 @@ pub enum AppError {
     Listen { addr: String, source: std::io::Error },
     #[error("{0}")]
     Config(#[from] config::ConfigError),
-    #[error("discovery mode {0:?} is not available yet (this build supports: files, none)")]
+    #[error("discovery mode {0:?} is not available yet (this build supports: auto, swarm, files, none)")]
     Discovery(String),
     #[error("server error: {0}")]
     Serve(std::io::Error),
@@ -106,11 +113,17 @@ struct Reloader {
     rules: Arc<RuleManager>,
     forwarder: Arc<Forwarder>,
     rule_opts: RuleOptions,
+    /// The zero-config Swarm job's settings when Swarm discovery is on.
+    swarm: Option<SwarmAutoSettings>,
 }
 
 impl Reloader {
     fn load(&self) -> Result<Config, config::ConfigError> {
-        load(&self.path, &self.default_yaml)
+        let mut cfg = load(&self.path, &self.default_yaml)?;
+        if let Some(s) = &self.swarm {
+            cfg.add_swarm_job(s);
+        }
+        Ok(cfg)
     }
 
     /// Applies a loaded configuration; the Alertmanager settings are checked first so a
@@ -171,9 +184,17 @@ pub async fn run(opts: RunOptions) -> Result<(), AppError> {
         .await
         .map_err(|source| AppError::Listen { addr: opts.listen.clone(), source })?;
     let local = listener.local_addr().map_err(AppError::Serve)?;
-    match opts.discovery.as_str() {
-        "auto" | "files" | "none" => {}
+    let swarm = match opts.discovery.as_str() {
+        "swarm" => Some(swarm_settings(&opts)),
+        "auto" => {
+            let s = swarm_settings(&opts);
+            swarm_manager_answers(&s.host).await.then_some(s)
+        }
+        "files" | "none" => None,
         other => return Err(AppError::Discovery(other.to_string())),
+    };
+    if let Some(s) = &swarm {
+        tracing::info!(host = %s.host, networks = ?s.networks, "Swarm discovery on: services labelled vigie.scrape=true are scraped");
     }
     if opts.monitors_dir.is_some() {
         tracing::warn!("--monitors-dir is accepted but not read yet by this build");
@@ -203,7 +224,10 @@ pub async fn run(opts: RunOptions) -> Result<(), AppError> {
     let metrics = Metrics::new(db.clone());
     let (discovery, groups_rx) = DiscoveryManager::new();
     let default_yaml = config::default_yaml(&self_address(&local));
-    let initial = load(&opts.config, &default_yaml)?;
+    let mut initial = load(&opts.config, &default_yaml)?;
+    if let Some(s) = &swarm {
+        initial.add_swarm_job(s);
+    }
     let (config_tx, config_rx) = watch::channel(Arc::new(initial.clone()));
     let engine = Engine::new(
         db.clone(),
@@ -239,6 +263,7 @@ pub async fn run(opts: RunOptions) -> Result<(), AppError> {
         metrics: metrics.clone(),
         rules: rules.clone(),
         forwarder: forwarder.clone(),
+        swarm,
         rule_opts: RuleOptions {
             external_labels: initial.global.external_labels.clone(),
             external_url: external_url.trim_end_matches('/').to_string(),
@@ -288,6 +313,24 @@ pub async fn run(opts: RunOptions) -> Result<(), AppError> {
     db.close()?;
     tracing::info!("vigie stopped");
     Ok(())
+}
+
+fn swarm_settings(opts: &RunOptions) -> SwarmAutoSettings {
+    SwarmAutoSettings {
+        host: opts.swarm_host.clone(),
+        networks: opts.swarm_networks.clone(),
+        relist: opts.swarm_relist,
+    }
+}
+
+/// `--discovery auto`: Swarm when the Docker socket answers and this node is a manager.
+async fn swarm_manager_answers(host: &str) -> bool {
+    let probe = async {
+        let mut api = crate::discovery::swarm::api::DockerApi::new(host, Duration::from_secs(2)).ok()?;
+        api.negotiate().await.ok()?;
+        api.check_manager().await.ok()
+    };
+    tokio::time::timeout(Duration::from_secs(3), probe).await.ok().flatten().is_some()
 }
 
 fn spawn_sighup(reloader: Arc<Reloader>) {

@@ -126,6 +126,15 @@ struct RunArgs {
     /// Where targets come from: auto, kubernetes, swarm, files or none.
     #[arg(long, env = "VIGIE_DISCOVERY", default_value = "auto")]
     discovery: String,
+    /// The Docker API for Swarm discovery.
+    #[arg(long = "swarm-host", env = "VIGIE_SWARM_HOST", default_value = "unix:///var/run/docker.sock")]
+    swarm_host: String,
+    /// A network to scrape Swarm tasks on (repeatable; default: the ones vigie is attached to).
+    #[arg(long = "swarm-network", env = "VIGIE_SWARM_NETWORK", value_delimiter = ',')]
+    swarm_network: Vec<String>,
+    /// How often Swarm discovery lists everything again, besides following events.
+    #[arg(long = "swarm-relist-interval", env = "VIGIE_SWARM_RELIST_INTERVAL", default_value = "30s")]
+    swarm_relist_interval: String,
     /// How long samples are kept.
     #[arg(long, env = "VIGIE_RETENTION", default_value = "15d")]
     retention: String,
@@ -181,6 +190,9 @@ fn run(args: RunArgs) -> anyhow::Result<()> {
         ("data-dir", args.data_dir.display().to_string()),
         ("listen", args.listen.clone()),
         ("discovery", args.discovery.clone()),
+        ("swarm-host", args.swarm_host.clone()),
+        ("swarm-network", args.swarm_network.join(",")),
+        ("swarm-relist-interval", args.swarm_relist_interval.clone()),
         ("retention", args.retention.clone()),
         ("retention-size", args.retention_size.clone()),
         ("out-of-order-window", args.out_of_order_window.clone()),
@@ -218,6 +230,11 @@ fn run(args: RunArgs) -> anyhow::Result<()> {
         data_dir: args.data_dir,
         listen: args.listen,
         discovery: args.discovery,
+        swarm_host: args.swarm_host,
+        swarm_networks: args.swarm_network,
+        swarm_relist: vigie::config::PromDuration::parse(&args.swarm_relist_interval)
+            .map_err(|e| anyhow::anyhow!("--swarm-relist-interval: {e}"))?
+            .0,
         flags,
     };
     let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;

@@ -71,6 +71,8 @@ pub struct ScrapeJob {
     /// `file_sd_configs` with paths resolved against the config file's directory.
     pub file_sd_configs: Vec<FileSdConfig>,
     pub dockerswarm_sd_configs: Vec<DockerSwarmSdConfig>,
+    /// The zero-config Swarm job (`--discovery swarm`), added by vigie, not read from a file.
+    pub swarm_auto: Option<crate::discovery::swarm::watch::SwarmAutoSettings>,
     pub relabel: Vec<Arc<CompiledRelabel>>,
     pub metric_relabel: Vec<Arc<CompiledRelabel>>,
     /// The entry as written, to tell whether a reload changed this job.
@@ -108,6 +110,28 @@ pub fn default_yaml(self_address: &str) -> String {
          scrape_configs:\n  - job_name: vigie\n    static_configs:\n      - targets: [\"{self_address}\"]\n"
     )
 }
+
+impl Config {
+    /// Adds the zero-config Swarm job `swarm` (unless the file already has a job of that
+    /// name): the global interval and timeout, targets from labelled services.
+    pub fn add_swarm_job(&mut self, settings: &crate::discovery::swarm::watch::SwarmAutoSettings) {
+        if self.scrape_jobs.iter().any(|j| j.name == SWARM_JOB) {
+            tracing::warn!("a scrape job named {SWARM_JOB:?} exists; the zero-config Swarm job is not added");
+            return;
+        }
+        let sc = ScrapeConfig { job_name: SWARM_JOB.into(), ..Default::default() };
+        match compile_job(&sc, &self.file.global, &self.global, Path::new(".")) {
+            Ok(mut job) => {
+                job.swarm_auto = Some(settings.clone());
+                self.scrape_jobs.push(Arc::new(job));
+            }
+            Err(e) => tracing::error!(error = %e, "the zero-config Swarm job could not be built"),
+        }
+    }
+}
+
+/// The job the zero-config Swarm targets belong to (each target sets its own `job`).
+pub const SWARM_JOB: &str = "swarm";
 
 /// Reads and compiles a configuration file.
 pub fn load_file(path: &Path) -> Result<Config, ConfigError> {
@@ -247,6 +271,7 @@ fn compile_job(
         static_configs: sc.static_configs.clone(),
         file_sd_configs,
         dockerswarm_sd_configs: sc.dockerswarm_sd_configs.clone(),
+        swarm_auto: None,
         relabel: sc.relabel_configs.iter().map(|r| r.compiled.clone()).collect(),
         metric_relabel: sc.metric_relabel_configs.iter().map(|r| r.compiled.clone()).collect(),
         source: sc.clone(),

@@ -11,6 +11,7 @@ use parking_lot::Mutex;
 use tokio::sync::{mpsc, watch};
 use tokio::task::JoinHandle;
 
+use super::swarm::watch::SwarmAutoSettings;
 use super::{FileProvider, Provider, StaticProvider, TargetGroup};
 use crate::config::{DockerSwarmSdConfig, FileSdConfig, ScrapeJob, StaticConfig};
 
@@ -25,7 +26,7 @@ struct JobState {
 }
 
 struct RunningJob {
-    discovery: (Vec<StaticConfig>, Vec<FileSdConfig>, Vec<DockerSwarmSdConfig>),
+    discovery: Discovery,
     tasks: Vec<JoinHandle<()>>,
 }
 
@@ -37,8 +38,10 @@ pub struct DiscoveryManager {
     next_generation: u64,
 }
 
-fn discovery_of(j: &ScrapeJob) -> (Vec<StaticConfig>, Vec<FileSdConfig>, Vec<DockerSwarmSdConfig>) {
-    (j.static_configs.clone(), j.file_sd_configs.clone(), j.dockerswarm_sd_configs.clone())
+type Discovery = (Vec<StaticConfig>, Vec<FileSdConfig>, Vec<DockerSwarmSdConfig>, Option<SwarmAutoSettings>);
+
+fn discovery_of(j: &ScrapeJob) -> Discovery {
+    (j.static_configs.clone(), j.file_sd_configs.clone(), j.dockerswarm_sd_configs.clone(), j.swarm_auto.clone())
 }
 
 impl DiscoveryManager {
@@ -77,6 +80,9 @@ impl DiscoveryManager {
             }
             for d in &job.dockerswarm_sd_configs {
                 providers.push(Box::new(super::swarm::SwarmSdProvider::new(d)));
+            }
+            if let Some(s) = &job.swarm_auto {
+                providers.push(Box::new(super::swarm::watch::SwarmAutoProvider::new(s)));
             }
             let generation = self.next_generation;
             self.next_generation += 1;

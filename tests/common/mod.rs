@@ -139,6 +139,10 @@ impl Vigie {
         let listen = format!("127.0.0.1:{port}");
         let mut cmd = Command::new(env!("CARGO_BIN_EXE_vigie"));
         cmd.arg("run").arg("--listen").arg(&listen).arg("--data-dir").arg(dir.join("data")).args(args);
+        // A Docker swarm on the test machine must not add targets to tests that do not ask.
+        if !args.iter().any(|a| a.starts_with("--discovery")) {
+            cmd.arg("--discovery=files");
+        }
         cmd.env("RUST_LOG", "info,vigie=debug");
         let proc = Proc::spawn(name, &mut cmd, dir);
         let v = Vigie { proc, port };

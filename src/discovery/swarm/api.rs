@@ -138,6 +138,75 @@ impl DockerApi {
         Ok(snap)
     }
 
+    /// Fails with [`DockerError::NotManager`] unless this daemon is a swarm manager.
+    pub async fn check_manager(&self) -> Result<(), DockerError> {
+        #[derive(serde::Deserialize, Default)]
+        #[serde(rename_all = "PascalCase", default)]
+        struct SwarmInfo {
+            local_node_state: String,
+            control_available: bool,
+        }
+        #[derive(serde::Deserialize)]
+        #[serde(rename_all = "PascalCase")]
+        struct Info {
+            #[serde(default)]
+            swarm: SwarmInfo,
+        }
+        let info: Info = self.get_json("/info").await?;
+        if info.swarm.local_node_state != "active" || !info.swarm.control_available {
+            return Err(DockerError::NotManager);
+        }
+        Ok(())
+    }
+
+    /// The networks (names and ids) a container is attached to.
+    pub async fn container_networks(&self, id: &str) -> Result<Vec<String>, DockerError> {
+        #[derive(serde::Deserialize)]
+        struct Endpoint {
+            #[serde(rename = "NetworkID", default)]
+            network_id: String,
+        }
+        #[derive(serde::Deserialize)]
+        struct Settings {
+            #[serde(rename = "Networks", default)]
+            networks: std::collections::BTreeMap<String, Endpoint>,
+        }
+        #[derive(serde::Deserialize)]
+        struct Container {
+            #[serde(rename = "NetworkSettings")]
+            network_settings: Settings,
+        }
+        let c: Container = self.get_json(&format!("/containers/{id}/json")).await?;
+        Ok(c.network_settings.networks.into_iter().flat_map(|(name, e)| [name, e.network_id]).collect())
+    }
+
+    /// Follows `/events` for swarm object and container changes, sending a poke per event,
+    /// until the stream ends or `tx` closes.
+    pub async fn events(&self, tx: &tokio::sync::mpsc::Sender<()>) -> Result<(), DockerError> {
+        let filters = r#"{"type":["service","node","network","container"]}"#;
+        let enc: String = form_urlencoded::byte_serialize(filters.as_bytes()).collect();
+        // No overall timeout: the stream stays open.
+        let url = format!("{}{}/events?filters={enc}", self.root, self.version);
+        let mut resp = self
+            .client
+            .get(url)
+            .timeout(Duration::from_secs(365 * 24 * 3600))
+            .send()
+            .await
+            .map_err(|e| self.describe(e))?;
+        if !resp.status().is_success() {
+            return Err(DockerError::Api { what: "/events".into(), message: resp.status().to_string() });
+        }
+        while let Some(chunk) = resp.chunk().await.map_err(|e| self.describe(e))? {
+            for _ in chunk.iter().filter(|b| **b == b'\n') {
+                if tx.try_send(()).is_err() && tx.is_closed() {
+                    return Ok(());
+                }
+            }
+        }
+        Ok(())
+    }
+
     /// Services, tasks, nodes and networks, read one after the other.
     pub async fn snapshot(&self) -> Result<Snapshot, DockerError> {
         let services: Vec<Service> = self.get_json("/services?status=true").await?;

@@ -5,8 +5,10 @@
 //! default, as Prometheus), retrying with backoff while the daemon is unreachable.
 
 pub mod api;
+pub mod auto;
 pub mod meta;
 pub mod model;
+pub mod watch;
 
 use std::future::Future;
 use std::pin::Pin;
