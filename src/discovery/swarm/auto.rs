@@ -301,6 +301,40 @@ mod tests {
         assert_eq!(db.get("swarm_stack"), None);
     }
 
+    /// On the recorded daemon state (tests/swarm): `web` (vigie.* labels, 2 running tasks
+    /// on vigie-mon, vigie-apps and ingress) and `db` (prometheus.io labels, one running
+    /// task and one shut down) are found; agent, plain, job and the failing ones are not.
+    #[test]
+    fn recorded_swarm() {
+        let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/swarm/fixtures");
+        let read = |f: &str| std::fs::read_to_string(dir.join(f)).unwrap();
+        let snap = Snapshot {
+            services: serde_json::from_str(&read("services.json")).unwrap(),
+            tasks: serde_json::from_str(&read("tasks.json")).unwrap(),
+            nodes: serde_json::from_str(&read("nodes.json")).unwrap(),
+            networks: serde_json::from_str(&read("networks.json")).unwrap(),
+        };
+        let (groups, unreachable) = targets(&snap, &Reach { networks: vec!["vigie-mon".into()] });
+        assert!(unreachable.is_empty(), "{unreachable:?}");
+        let mut got: Vec<(String, String, String)> = groups
+            .iter()
+            .flat_map(|g| g.targets.iter())
+            .map(|t| {
+                let g = |k: &str| t.get(k).unwrap_or("").to_string();
+                (g("job"), g("__address__"), g("swarm_stack"))
+            })
+            .collect();
+        got.sort();
+        assert_eq!(
+            got,
+            [
+                ("db".to_string(), "10.0.1.10:9200".to_string(), String::new()),
+                ("web".into(), "10.0.1.3:9100".into(), "shop".into()),
+                ("web".into(), "10.0.1.4:9100".into(), "shop".into()),
+            ]
+        );
+    }
+
     #[test]
     fn without_a_known_network_any_non_ingress_one_is_used() {
         let (groups, unreachable) = targets(&snapshot(), &Reach::default());
