@@ -20,7 +20,15 @@ P1=$!
 prometheus --config.file="$TMP/plain.yml" --storage.tsdb.path="$TMP/tsdb2" \
   --web.listen-address=127.0.0.1:$PORT2 > "$TMP/prometheus-plain.log" 2>&1 &
 P2=$!
+# promtool runs the same discovery (once per job) while Prometheus runs.
+PT=
+for role in services tasks nodes; do
+  promtool check service-discovery --timeout=10s prometheus.yml swarm-$role \
+    > "$TMP/promtool_$role.json" 2> "$TMP/promtool_$role.err" &
+  PT="$PT $!"
+done
 sleep 15
+wait $PT
 curl -sf "http://127.0.0.1:$PORT/api/v1/targets?state=any" | jq -S . > "$TMP/targets.json"
 curl -sf "http://127.0.0.1:$PORT2/api/v1/targets?state=any" | jq -S . > "$TMP/targets_plain.json"
 kill $P1 $P2
@@ -53,6 +61,18 @@ for role in services tasks nodes; do
   printf '%s: %s discovered, %s active in plain Prometheus\n' "$role" \
     "$(jq length expected_$role.json)" \
     "$(jq --arg job swarm-$role '[.data.activeTargets[] | select(.scrapePool == $job)] | length' "$TMP/targets_plain.json")"
+done
+# Cross-check: promtool's discoveredLabels are the same set.
+for role in services tasks nodes; do
+  jq -S '[.[].discoveredLabels] | sort_by(tojson)' "$TMP/promtool_$role.json" > "$TMP/a_$role.json"
+  jq -S 'sort_by(tojson)' expected_$role.json > "$TMP/b_$role.json"
+  if cmp -s "$TMP/a_$role.json" "$TMP/b_$role.json"; then
+    echo "$role: promtool check service-discovery agrees"
+  else
+    echo "$role: promtool check service-discovery DISAGREES" >&2
+    diff "$TMP/a_$role.json" "$TMP/b_$role.json" | head -40 >&2
+    exit 1
+  fi
 done
 grep -iE 'level=(error|warn)' "$TMP/prometheus.log" | grep -i -e swarm -e discovery || true
 echo "$TMP"
