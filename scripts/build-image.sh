@@ -5,7 +5,8 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 tag="${1:-vigie:local}"
-target="${CARGO_TARGET_DIR:-$HOME/.cache/vigie/target}"
+export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/vigie/target}"
+target="$CARGO_TARGET_DIR"
 cargo build --release
 ctx="$(mktemp -d)"
 trap 'rm -rf "$ctx"' EXIT
