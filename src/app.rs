@@ -8,7 +8,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
-use parking_lot::Mutex;
+use parking_lot::{Mutex, RwLock};
 use tokio::sync::watch;
 
 use crate::alert::AlertSink;
@@ -19,6 +19,8 @@ use crate::config::{self, Config};
 use crate::discovery::DiscoveryManager;
 use crate::discovery::swarm::watch::SwarmAutoSettings;
 use crate::metrics::Metrics;
+use crate::operator::compile::{Platform, SecretFiles};
+use crate::operator::{Context, Desired, MonitorSet, ObjectReport};
 use crate::promql::{Engine, EngineOptions};
 use crate::rules::{GroupDefaults, RuleManager, RuleOptions};
 use crate::scrape::ScrapeManager;
@@ -115,6 +117,38 @@ struct Reloader {
     rule_opts: RuleOptions,
     /// The zero-config Swarm job's settings when Swarm discovery is on.
     swarm: Option<SwarmAutoSettings>,
+    monitors_dir: Option<PathBuf>,
+    /// The objects of the last applied load.
+    monitors: Mutex<MonitorSet>,
+    monitor_reports: Arc<RwLock<Vec<ObjectReport>>>,
+}
+
+/// Everything one reload applies, read and checked.
+struct Loaded {
+    cfg: Config,
+    router: crate::alert::config::RouterConfig,
+    rules: Vec<(String, Vec<crate::rules::GroupDef>)>,
+    monitors: MonitorSet,
+}
+
+fn group_defaults(cfg: &Config) -> GroupDefaults {
+    GroupDefaults {
+        interval: cfg.global.evaluation_interval,
+        query_offset: cfg.file.global.rule_query_offset.map(|d| d.0).unwrap_or_default(),
+    }
+}
+
+/// Docker secrets (or files) that Secret references of the objects resolve to.
+fn secret_files() -> SecretFiles {
+    let mut s = SecretFiles::default();
+    if let Ok(entries) = std::fs::read_dir(&s.dir) {
+        s.directories = entries
+            .flatten()
+            .filter(|e| e.path().is_dir())
+            .map(|e| e.file_name().to_string_lossy().to_string())
+            .collect();
+    }
+    s
 }
 
 impl Reloader {
@@ -128,15 +162,13 @@ impl Reloader {
 
     /// Applies a loaded configuration; the Alertmanager settings are checked first so a
     /// bad entry rejects the whole reload.
-    fn apply(&self, cfg: Config) -> Result<(), String> {
+    fn apply(&self, cfg: Config, extra_rules: Vec<(String, Vec<crate::rules::GroupDef>)>) -> Result<(), String> {
         self.forwarder.apply(cfg.file.alerting.as_ref())?;
         self.discovery.lock().apply(&cfg.scrape_jobs);
-        let defaults = GroupDefaults {
-            interval: cfg.global.evaluation_interval,
-            query_offset: cfg.file.global.rule_query_offset.map(|d| d.0).unwrap_or_default(),
-        };
+        let defaults = group_defaults(&cfg);
         match crate::rules::load_each(&cfg.rule_files, &defaults) {
-            Ok(files) => {
+            Ok(mut files) => {
+                files.extend(extra_rules.into_iter().map(|(name, groups)| (name, Ok(groups))));
                 let opts =
                     RuleOptions { external_labels: cfg.global.external_labels.clone(), ..self.rule_opts.clone() };
                 self.rules.update(files, opts);
@@ -147,20 +179,57 @@ impl Reloader {
         Ok(())
     }
 
+    /// Reads vigie.yml, the router configuration and the monitors directory, and compiles
+    /// them into one state; nothing is applied yet.
+    fn load_all(&self) -> Result<Loaded, String> {
+        let mut cfg = self.load().map_err(|e| e.to_string())?;
+        let (base, router_file, router_dir) = match &self.router_path {
+            Some(p) => (
+                crate::alert::config::read_file(p).map_err(|e| e.to_string())?,
+                p.display().to_string(),
+                p.parent().map(PathBuf::from).unwrap_or_else(|| PathBuf::from(".")),
+            ),
+            None => (crate::alert::config::default_file(), "<default>".to_string(), PathBuf::from(".")),
+        };
+        let (monitors, desired) = match &self.monitors_dir {
+            Some(dir) => {
+                let docs = crate::operator::files::read_dir(dir).map_err(|e| e.to_string())?;
+                let check = |sc: &crate::config::ScrapeConfig| cfg.check_job(sc).map(|_| ());
+                let ctx = Context {
+                    platform: match &self.swarm {
+                        Some(s) => Platform::Swarm { host: s.host.clone() },
+                        None => Platform::Files,
+                    },
+                    secrets: secret_files(),
+                    rule_defaults: group_defaults(&cfg),
+                    router_base: &base,
+                    router_dir: &router_dir,
+                    check_job: &check,
+                };
+                self.monitors.lock().load(docs, &ctx)
+            }
+            None => (MonitorSet::default(), Desired::default()),
+        };
+        cfg.add_monitor_jobs(desired.scrape_configs, self.swarm.as_ref());
+        let grafts: Vec<_> = desired.grafts.iter().collect();
+        let merged = crate::operator::compile::alert_route::grafted(&base, &grafts);
+        let router =
+            crate::alert::config::compile_file(merged, &router_file, &router_dir).map_err(|e| e.to_string())?;
+        Ok(Loaded { cfg, router, rules: desired.rule_files, monitors })
+    }
+
     /// Both files are read and checked before either is applied, so a bad one rejects the
     /// whole reload and everything keeps running as it was.
     fn reload(&self) -> Result<(), String> {
-        let result = self.load().map_err(|e| e.to_string()).and_then(|cfg| {
-            let router = load_router(&self.router_path).map_err(|e| e.to_string())?;
-            Ok((cfg, router))
-        });
-        let result = result.and_then(|(cfg, router)| {
-            let jobs = cfg.scrape_jobs.len();
+        let result = self.load_all().and_then(|l| {
+            let jobs = l.cfg.scrape_jobs.len();
             // Prepared first, committed last: a vigie.yml rejected by `apply` leaves the
             // router as it was.
-            let prepared = self.router.prepare(router).map_err(|e| e.to_string())?;
-            self.apply(cfg)?;
+            let prepared = self.router.prepare(l.router).map_err(|e| e.to_string())?;
+            self.apply(l.cfg, l.rules)?;
             self.router.commit(prepared);
+            *self.monitor_reports.write() = l.monitors.reports.clone();
+            *self.monitors.lock() = l.monitors;
             Ok(jobs)
         });
         match result {
@@ -195,9 +264,6 @@ pub async fn run(opts: RunOptions) -> Result<(), AppError> {
     };
     if let Some(s) = &swarm {
         tracing::info!(host = %s.host, networks = ?s.networks, "Swarm discovery on: services labelled vigie.scrape=true are scraped");
-    }
-    if opts.monitors_dir.is_some() {
-        tracing::warn!("--monitors-dir is accepted but not read yet by this build");
     }
     let router_config = load_router(&opts.router_config)?;
 
@@ -253,6 +319,7 @@ pub async fn run(opts: RunOptions) -> Result<(), AppError> {
     metrics.set_router_source(Arc::downgrade(&gauge_source));
     let sinks: Vec<Arc<dyn AlertSink>> = vec![forwarder.clone(), router.clone()];
     let rules = RuleManager::new(db.clone(), engine.clone(), metrics.clone(), sinks);
+    let monitor_reports: Arc<RwLock<Vec<ObjectReport>>> = Arc::default();
     let reloader = Arc::new(Reloader {
         path: opts.config.clone(),
         router_path: opts.router_config.clone(),
@@ -264,6 +331,9 @@ pub async fn run(opts: RunOptions) -> Result<(), AppError> {
         rules: rules.clone(),
         forwarder: forwarder.clone(),
         swarm,
+        monitors_dir: opts.monitors_dir.clone(),
+        monitors: Mutex::new(MonitorSet::default()),
+        monitor_reports: monitor_reports.clone(),
         rule_opts: RuleOptions {
             external_labels: initial.global.external_labels.clone(),
             external_url: external_url.trim_end_matches('/').to_string(),
@@ -272,8 +342,13 @@ pub async fn run(opts: RunOptions) -> Result<(), AppError> {
             grace_period: opts.for_grace_period,
         },
     });
-    reloader.apply(initial.clone()).map_err(AppError::Alerting)?;
+    reloader.apply(initial.clone(), Vec::new()).map_err(AppError::Alerting)?;
     metrics.record_reload(true, now_ms() / 1000);
+    if let Some(dir) = &opts.monitors_dir {
+        // Objects are applied one by one: a bad one is reported, not fatal.
+        let _ = reloader.reload();
+        spawn_monitors_watch(reloader.clone(), dir.clone());
+    }
 
     let seed = initial.global.external_labels.stable_hash();
     let scrape = ScrapeManager::new(head.clone(), metrics.clone(), seed);
@@ -297,6 +372,7 @@ pub async fn run(opts: RunOptions) -> Result<(), AppError> {
         metrics,
         ready: AtomicBool::new(false),
         started_ms: now_ms(),
+        monitors: monitor_reports,
     });
 
     spawn_sighup(reloader.clone());
@@ -331,6 +407,38 @@ async fn swarm_manager_answers(host: &str) -> bool {
         api.check_manager().await.ok()
     };
     tokio::time::timeout(Duration::from_secs(3), probe).await.ok().flatten().is_some()
+}
+
+/// The files of the monitors directory with their modification time and size.
+fn dir_signature(dir: &std::path::Path) -> Vec<(PathBuf, Option<std::time::SystemTime>, u64)> {
+    let mut files = crate::operator::files::list(dir).unwrap_or_default();
+    files.sort();
+    files
+        .into_iter()
+        .map(|f| {
+            let meta = std::fs::metadata(&f).ok();
+            let modified = meta.as_ref().and_then(|m| m.modified().ok());
+            (f, modified, meta.map(|m| m.len()).unwrap_or(0))
+        })
+        .collect()
+}
+
+/// Reloads when a file of the monitors directory is added, changed or removed.
+fn spawn_monitors_watch(reloader: Arc<Reloader>, dir: PathBuf) {
+    tokio::spawn(async move {
+        let mut last = dir_signature(&dir);
+        loop {
+            tokio::time::sleep(Duration::from_millis(500)).await;
+            let d = dir.clone();
+            let Ok(now) = tokio::task::spawn_blocking(move || dir_signature(&d)).await else { continue };
+            if now != last {
+                last = now;
+                tracing::info!(dir = %dir.display(), "monitors directory changed");
+                let r = reloader.clone();
+                let _ = tokio::task::spawn_blocking(move || r.reload()).await;
+            }
+        }
+    });
 }
 
 fn spawn_sighup(reloader: Arc<Reloader>) {

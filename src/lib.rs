@@ -11,6 +11,7 @@ pub mod config;
 pub mod discovery;
 pub mod metrics;
 pub mod model;
+pub mod operator;
 pub mod promql;
 pub mod relabel;
 pub mod rules;

@@ -34,6 +34,8 @@ enum Command {
         #[command(subcommand)]
         what: CheckWhat,
     },
+    /// Print the CustomResourceDefinitions of Monitor, AlertRule and AlertRoute.
+    Crds,
     /// Run unit tests.
     Test {
         #[command(subcommand)]
@@ -97,6 +99,8 @@ enum CheckWhat {
     Config { files: Vec<PathBuf> },
     /// Prometheus rule files.
     Rules { files: Vec<PathBuf> },
+    /// Monitor/AlertRule/AlertRoute files or directories (as `--monitors-dir` reads them).
+    Monitors { files: Vec<PathBuf> },
     /// Router configurations (Alertmanager format); with `--test`, where a label set goes.
     Router {
         files: Vec<PathBuf>,
@@ -273,6 +277,55 @@ fn check_rules(files: &[PathBuf]) -> ExitCode {
 
 /// `vigie check router`: every file's errors, timer warnings, and with `--test` the routes
 /// a label set reaches (as JSON lines).
+fn check_monitors(paths: &[PathBuf]) -> ExitCode {
+    use vigie::operator::{Context, MonitorSet, compile::Platform, files};
+    let mut docs = Vec::new();
+    for p in paths {
+        if p.is_dir() {
+            match files::read_dir(p) {
+                Ok(d) => docs.extend(d),
+                Err(e) => {
+                    eprintln!("{e}");
+                    return ExitCode::from(1);
+                }
+            }
+        } else {
+            docs.extend(files::read_file(p));
+        }
+    }
+    let unreadable: Vec<String> = docs
+        .iter()
+        .filter(|d| d.key.is_none())
+        .filter_map(|d| d.parsed.as_ref().err().map(|e| format!("{}:{e}", d.file)))
+        .collect();
+    let base = vigie::alert::config::default_file();
+    let check = |_: &vigie::config::ScrapeConfig| Ok(());
+    let ctx = Context {
+        // Selectors are checked as on Swarm; `staticTargets` work everywhere.
+        platform: Platform::Swarm { host: "unix:///var/run/docker.sock".into() },
+        secrets: Default::default(),
+        rule_defaults: Default::default(),
+        router_base: &base,
+        router_dir: std::path::Path::new("."),
+        check_job: &check,
+    };
+    let (set, _) = MonitorSet::default().load(docs, &ctx);
+    let mut failed = !unreadable.is_empty();
+    for e in unreadable {
+        eprintln!("{e}");
+    }
+    for r in &set.reports {
+        match &r.error {
+            None => println!("{}:{}: {}: SUCCESS", r.file, r.line, r.key),
+            Some(e) => {
+                eprintln!("{}: {e}", r.key);
+                failed = true;
+            }
+        }
+    }
+    if failed { ExitCode::from(1) } else { ExitCode::SUCCESS }
+}
+
 fn check_router(files: &[PathBuf], test: Option<&str>) -> ExitCode {
     let labels = match test.map(vigie::alert::matcher::parse_matchers).transpose() {
         Ok(ms) => ms.map(|ms| vigie::model::Labels::from_pairs(ms.into_iter().map(|m| (m.name, m.value)))),
@@ -313,6 +366,7 @@ fn check(what: CheckWhat) -> ExitCode {
     let files = match what {
         CheckWhat::Config { files } => files,
         CheckWhat::Rules { files } => return check_rules(&files),
+        CheckWhat::Monitors { files } => return check_monitors(&files),
         CheckWhat::Router { files, test } => return check_router(&files, test.as_deref()),
     };
     let mut failed = false;
@@ -361,6 +415,10 @@ fn main() -> ExitCode {
         None => run(cli.run),
         Some(Command::Run(args)) => run(args),
         Some(Command::Check { what }) => return check(what),
+        Some(Command::Crds) => {
+            print!("{}", vigie::operator::crd::crds_yaml());
+            return ExitCode::SUCCESS;
+        }
         Some(Command::Test { what: TestWhat::Rules { files } }) => {
             return if vigie::rules::unittest::run_files(&files) { ExitCode::SUCCESS } else { ExitCode::from(1) };
         }

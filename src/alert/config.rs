@@ -363,11 +363,32 @@ pub fn load_file(path: &Path) -> Result<RouterConfig, RouterConfigError> {
 }
 
 pub fn load_str(text: &str, file: &str, base_dir: &Path) -> Result<RouterConfig, RouterConfigError> {
-    let parsed: RouterConfigFile = serde_saphyr::from_str(text).map_err(|e| {
+    compile_file(parse_str(text, file)?, file, base_dir)
+}
+
+/// Reads a router configuration without compiling it (to graft `AlertRoute`s onto it).
+pub fn read_file(path: &Path) -> Result<RouterConfigFile, RouterConfigError> {
+    let file = path.display().to_string();
+    let text =
+        std::fs::read_to_string(path).map_err(|source| RouterConfigError::Read { file: file.clone(), source })?;
+    parse_str(&text, &file)
+}
+
+/// The default configuration as written.
+pub fn default_file() -> RouterConfigFile {
+    parse_str(DEFAULT_YAML, "<default>").expect("the embedded router config is valid")
+}
+
+pub fn parse_str(text: &str, file: &str) -> Result<RouterConfigFile, RouterConfigError> {
+    serde_saphyr::from_str(text).map_err(|e| {
         let (line, column, message) = crate::config::yaml_error_parts(&e);
         RouterConfigError::Parse { file: file.to_string(), message: format!("{line}:{column}: {message}") }
-    })?;
-    compile(parsed, base_dir).map_err(|message| RouterConfigError::Invalid { file: file.to_string(), message })
+    })
+}
+
+/// Validates and compiles a configuration as written.
+pub fn compile_file(f: RouterConfigFile, file: &str, base_dir: &Path) -> Result<RouterConfig, RouterConfigError> {
+    compile(f, base_dir).map_err(|message| RouterConfigError::Invalid { file: file.to_string(), message })
 }
 
 fn compile(mut f: RouterConfigFile, base_dir: &Path) -> Result<RouterConfig, String> {

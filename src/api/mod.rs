@@ -41,6 +41,8 @@ pub struct AppState {
     pub metrics: Arc<Metrics>,
     pub ready: AtomicBool,
     pub started_ms: i64,
+    /// What became of each `--monitors-dir` object.
+    pub monitors: Arc<parking_lot::RwLock<Vec<crate::operator::ObjectReport>>>,
 }
 
 /// The router serving every endpoint.
@@ -71,6 +73,7 @@ pub fn router(state: Arc<AppState>) -> Router {
         .route("/api/v1/status/flags", get(v1::flags))
         .route("/api/v1/status/runtimeinfo", get(v1::runtimeinfo))
         .route("/api/v1/status/tsdb", get(v1::status_tsdb))
+        .route("/api/v1/status/monitors", get(v1::status_monitors))
         .route("/api/v1/admin/tsdb/snapshot", post(v1::snapshot).put(v1::snapshot))
         .route("/metrics", get(v1::self_metrics))
         .route("/-/healthy", get(v1::healthy).head(v1::healthy))

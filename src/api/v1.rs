@@ -289,7 +289,20 @@ pub async fn targets(State(s): St, uri: Uri) -> Response {
             }
         }
     }
-    success(json!({"activeTargets": active, "droppedTargets": dropped, "droppedTargetCounts": dropped_counts}))
+    // vigie's addition: discovery that fails shows next to the targets it would give.
+    let discovery_errors = crate::discovery::status::errors();
+    success(json!({
+        "activeTargets": active,
+        "droppedTargets": dropped,
+        "droppedTargetCounts": dropped_counts,
+        "discoveryErrors": discovery_errors,
+    }))
+}
+
+/// `--monitors-dir` objects with their status (accepted, error, jobs, rule groups).
+pub async fn status_monitors(State(s): St) -> Response {
+    let reports = s.monitors.read().clone();
+    success(json!(reports))
 }
 
 pub async fn buildinfo() -> Response {

@@ -73,6 +73,9 @@ pub struct ScrapeJob {
     pub dockerswarm_sd_configs: Vec<DockerSwarmSdConfig>,
     /// The zero-config Swarm job (`--discovery swarm`), added by vigie, not read from a file.
     pub swarm_auto: Option<crate::discovery::swarm::watch::SwarmAutoSettings>,
+    /// Every running Swarm task, event-driven (a `Monitor`'s job), instead of polling
+    /// `dockerswarm_sd_configs`.
+    pub swarm_tasks: Option<crate::discovery::swarm::watch::SwarmAutoSettings>,
     pub relabel: Vec<Arc<CompiledRelabel>>,
     pub metric_relabel: Vec<Arc<CompiledRelabel>>,
     /// The entry as written, to tell whether a reload changed this job.
@@ -126,6 +129,40 @@ impl Config {
                 self.scrape_jobs.push(Arc::new(job));
             }
             Err(e) => tracing::error!(error = %e, "the zero-config Swarm job could not be built"),
+        }
+    }
+}
+
+impl Config {
+    /// Checks a scrape job (a `Monitor`'s) against this configuration's defaults.
+    pub fn check_job(&self, sc: &ScrapeConfig) -> Result<ScrapeJob, String> {
+        compile_job(sc, &self.file.global, &self.global, Path::new("."))
+    }
+
+    /// Adds the jobs of `Monitor`s. With Swarm discovery on, their `dockerswarm_sd_configs`
+    /// (what `vigie generate` writes for Prometheus) become the shared event-driven watch.
+    pub fn add_monitor_jobs(
+        &mut self,
+        configs: Vec<ScrapeConfig>,
+        swarm: Option<&crate::discovery::swarm::watch::SwarmAutoSettings>,
+    ) {
+        for sc in configs {
+            if self.scrape_jobs.iter().any(|j| j.name == sc.job_name) {
+                tracing::warn!(job = %sc.job_name, "vigie.yml has a job of this name; the Monitor's is not added");
+                continue;
+            }
+            match self.check_job(&sc) {
+                Ok(mut job) => {
+                    if let Some(s) = swarm
+                        && !job.dockerswarm_sd_configs.is_empty()
+                    {
+                        job.dockerswarm_sd_configs.clear();
+                        job.swarm_tasks = Some(s.clone());
+                    }
+                    self.scrape_jobs.push(Arc::new(job));
+                }
+                Err(e) => tracing::error!(job = %sc.job_name, error = %e, "a Monitor's job could not be built"),
+            }
         }
     }
 }
@@ -272,6 +309,7 @@ fn compile_job(
         file_sd_configs,
         dockerswarm_sd_configs: sc.dockerswarm_sd_configs.clone(),
         swarm_auto: None,
+        swarm_tasks: None,
         relabel: sc.relabel_configs.iter().map(|r| r.compiled.clone()).collect(),
         metric_relabel: sc.metric_relabel_configs.iter().map(|r| r.compiled.clone()).collect(),
         source: sc.clone(),

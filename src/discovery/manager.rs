@@ -38,10 +38,22 @@ pub struct DiscoveryManager {
     next_generation: u64,
 }
 
-type Discovery = (Vec<StaticConfig>, Vec<FileSdConfig>, Vec<DockerSwarmSdConfig>, Option<SwarmAutoSettings>);
+type Discovery = (
+    Vec<StaticConfig>,
+    Vec<FileSdConfig>,
+    Vec<DockerSwarmSdConfig>,
+    Option<SwarmAutoSettings>,
+    Option<SwarmAutoSettings>,
+);
 
 fn discovery_of(j: &ScrapeJob) -> Discovery {
-    (j.static_configs.clone(), j.file_sd_configs.clone(), j.dockerswarm_sd_configs.clone(), j.swarm_auto.clone())
+    (
+        j.static_configs.clone(),
+        j.file_sd_configs.clone(),
+        j.dockerswarm_sd_configs.clone(),
+        j.swarm_auto.clone(),
+        j.swarm_tasks.clone(),
+    )
 }
 
 impl DiscoveryManager {
@@ -83,6 +95,9 @@ impl DiscoveryManager {
             }
             if let Some(s) = &job.swarm_auto {
                 providers.push(Box::new(super::swarm::watch::SwarmAutoProvider::new(s)));
+            }
+            if let Some(s) = &job.swarm_tasks {
+                providers.push(Box::new(super::swarm::watch::SwarmTasksProvider::new(s)));
             }
             let generation = self.next_generation;
             self.next_generation += 1;

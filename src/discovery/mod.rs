@@ -8,6 +8,7 @@
 mod file;
 pub mod manager;
 mod static_sd;
+pub mod status;
 pub mod swarm;
 
 use std::collections::BTreeMap;

@@ -63,12 +63,19 @@ fn ports(service: &Service, task: &Task) -> Vec<(String, String)> {
     out
 }
 
-/// Targets for every running task of every labelled service, and the tasks vigie cannot
-/// reach (for a warning).
-pub fn targets(snap: &Snapshot, reach: &Reach) -> (Vec<TargetGroup>, Vec<Unreachable>) {
+/// A running task vigie can reach: its service, its IP on the chosen network and its
+/// `__meta_dockerswarm_*` labels as the tasks role gives them for that network.
+struct Reachable<'a> {
+    task: &'a Task,
+    service: &'a Service,
+    ip: String,
+    meta: BTreeMap<String, String>,
+}
+
+/// Every running task with a known service, split into those vigie reaches and those it
+/// cannot (no shared network).
+fn reachable<'a>(snap: &'a Snapshot, reach: &Reach, wanted: impl Fn(&Service, &Task) -> bool) -> (Vec<Reachable<'a>>, Vec<Unreachable>) {
     let services: HashMap<&str, &Service> = snap.services.iter().map(|s| (s.id.as_str(), s)).collect();
-    let nodes: HashMap<&str, &str> =
-        snap.nodes.iter().map(|n| (n.id.as_str(), n.description.hostname.as_str())).collect();
     let ingress: Vec<&str> = snap.networks.iter().filter(|n| n.ingress).map(|n| n.id.as_str()).collect();
     let names: HashMap<&str, &str> = snap.networks.iter().map(|n| (n.id.as_str(), n.name.as_str())).collect();
     // The task's own meta labels, without an address (one task per group).
@@ -83,14 +90,14 @@ pub fn targets(snap: &Snapshot, reach: &Reach) -> (Vec<TargetGroup>, Vec<Unreach
         nodes: snap.nodes.clone(),
         networks: snap.networks.clone(),
     };
-    let mut groups = Vec::new();
+    let mut out = Vec::new();
     let mut unreachable = Vec::new();
     for t in &snap.tasks {
         if t.desired_state != "running" {
             continue;
         }
         let Some(s) = services.get(t.service_id.as_str()) else { continue };
-        if !wants_scrape(s, t) {
+        if !wanted(s, t) {
             continue;
         }
         let chosen = t.networks_attachments.iter().find(|a| {
@@ -105,15 +112,52 @@ pub fn targets(snap: &Snapshot, reach: &Reach) -> (Vec<TargetGroup>, Vec<Unreach
             unreachable.push(Unreachable { service: s.spec.name.clone(), task: t.id.clone() });
             continue;
         };
-        let mut common: BTreeMap<String, String> = BTreeMap::new();
-        // The meta labels of the task, computed as for the tasks role with a placeholder port.
+        let mut meta = BTreeMap::new();
         if let Some(first) =
             meta::targets(Role::Tasks, &with_attachment(one_task(t), chosen.cloned()), 0).into_iter().next()
         {
             for l in first.iter().filter(|l| l.name.starts_with(PREFIX)) {
-                common.insert(l.name.clone(), l.value.clone());
+                meta.insert(l.name.clone(), l.value.clone());
             }
         }
+        out.push(Reachable { task: t, service: s, ip: ip.to_string(), meta });
+    }
+    (out, unreachable)
+}
+
+fn join(ip: &str, port: &str) -> String {
+    if ip.contains(':') { format!("[{ip}]:{port}") } else { format!("{ip}:{port}") }
+}
+
+/// One target per running task vigie reaches, on the port its `vigie.port` (or
+/// `prometheus.io/port`) label names, else 80, with the tasks role's meta labels: the
+/// input of a `Monitor`'s selection rules.
+pub fn running_tasks(snap: &Snapshot, reach: &Reach) -> Vec<TargetGroup> {
+    let (tasks, _) = reachable(snap, reach, |_, _| true);
+    tasks
+        .into_iter()
+        .map(|r| {
+            let port = label(r.service, r.task, &["vigie.port", "prometheus.io/port"]).unwrap_or("80");
+            let mut m = r.meta;
+            m.insert(crate::discovery::ADDRESS_LABEL.into(), join(&r.ip, port));
+            TargetGroup {
+                source: format!("swarm/task/{}", r.task.id),
+                targets: vec![Labels::from_pairs(m)],
+                labels: Labels::empty(),
+            }
+        })
+        .collect()
+}
+
+/// Targets for every running task of every labelled service, and the tasks vigie cannot
+/// reach (for a warning).
+pub fn targets(snap: &Snapshot, reach: &Reach) -> (Vec<TargetGroup>, Vec<Unreachable>) {
+    let nodes: HashMap<&str, &str> =
+        snap.nodes.iter().map(|n| (n.id.as_str(), n.description.hostname.as_str())).collect();
+    let (tasks, unreachable) = reachable(snap, reach, wants_scrape);
+    let mut groups = Vec::new();
+    for Reachable { task: t, service: s, ip, meta } in tasks {
+        let mut common = meta;
         let job = label(s, t, &["vigie.job"]).unwrap_or(&s.spec.name).to_string();
         common.insert("job".into(), job);
         common.insert("swarm_service".into(), s.spec.name.clone());
@@ -147,8 +191,7 @@ pub fn targets(snap: &Snapshot, reach: &Reach) -> (Vec<TargetGroup>, Vec<Unreach
         let mut targets = Vec::new();
         for (name, port) in ports(s, t) {
             let mut m = common.clone();
-            let address = if ip.contains(':') { format!("[{ip}]:{port}") } else { format!("{ip}:{port}") };
-            m.insert(crate::discovery::ADDRESS_LABEL.into(), address);
+            m.insert(crate::discovery::ADDRESS_LABEL.into(), join(&ip, &port));
             if !name.is_empty() {
                 m.insert("port_name".into(), name);
             }

@@ -73,6 +73,7 @@ impl Provider for SwarmSdProvider {
                 .await;
                 let wait = match result {
                     Ok(snap) => {
+                        super::status::ok(&self.name());
                         backoff = Duration::from_secs(1);
                         let targets = meta::targets(role, &snap, port);
                         let group = TargetGroup { source: "DockerSwarm".into(), targets, labels: Default::default() };
@@ -84,6 +85,7 @@ impl Provider for SwarmSdProvider {
                     Err(e) => {
                         // Keep the last targets; try again soon.
                         tracing::warn!(host = %self.cfg.host, error = %e, retry_in_s = backoff.as_secs(), "docker swarm discovery failed");
+                        super::status::failed(&self.name(), &e.to_string());
                         api = None;
                         let w = backoff;
                         backoff = (backoff * 2).min(MAX_BACKOFF);

@@ -1,0 +1,43 @@
+//! Compilation of the custom resources into the desired state the stages run: a
+//! `Monitor` into scrape jobs, an `AlertRule` into rule groups, `AlertRoute`s into the
+//! route tree. Each object compiles on its own, so one bad object is reported and the
+//! others still apply. Pure: no I/O.
+
+pub mod alert_route;
+pub mod alert_rule;
+pub mod monitor;
+
+use std::path::PathBuf;
+
+use crate::operator::crd::SecretKeySelector;
+
+/// Where the selected workloads come from.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Platform {
+    /// Swarm tasks, through the Docker API at `host`.
+    Swarm { host: String },
+    /// No cluster: only `staticTargets` can be scraped.
+    Files,
+}
+
+/// Resolves Secret references to files: Docker secrets (or any files) under `dir`,
+/// `<dir>/<name>/<key>` when `<dir>/<name>` is a directory, else `<dir>/<name>`.
+#[derive(Clone, Debug)]
+pub struct SecretFiles {
+    pub dir: PathBuf,
+    /// Secret names that are directories (checked by the caller, which may do I/O).
+    pub directories: Vec<String>,
+}
+
+impl Default for SecretFiles {
+    fn default() -> Self {
+        SecretFiles { dir: PathBuf::from("/run/secrets"), directories: Vec::new() }
+    }
+}
+
+impl SecretFiles {
+    pub fn path(&self, s: &SecretKeySelector) -> String {
+        let base = self.dir.join(&s.name);
+        if self.directories.contains(&s.name) { base.join(&s.key) } else { base }.display().to_string()
+    }
+}
