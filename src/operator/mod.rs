@@ -207,3 +207,6 @@ fn report(key: &ObjectKey, d: &Document, r: Result<(), String>, kept: bool, grou
         groups,
     }
 }
+
+#[cfg(test)]
+mod tests;
