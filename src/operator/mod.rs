@@ -144,10 +144,11 @@ impl MonitorSet {
                 continue;
             }
             seen.insert(key.clone(), (d.file.clone(), d.line));
+            // Parse errors start with their line; compile errors get the document's.
             let (outcome, failed_groups) = match d.parsed.clone() {
                 Ok(obj) => {
                     let (r, groups) = compile_object(&obj, ctx);
-                    (r.map(|c| (obj, c)), groups)
+                    (r.map(|c| (obj, c)).map_err(|e| format!("{}: {e}", d.line)), groups)
                 }
                 Err(e) => (Err(e), Vec::new()),
             };
