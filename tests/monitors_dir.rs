@@ -127,7 +127,10 @@ fn objects_from_files_scrape_evaluate_route_and_survive_bad_edits() {
     assert_eq!(r["runningLastGood"], true);
     let rules: Value = serde_json::from_str(&v.get("/api/v1/rules").body).unwrap();
     let groups = rules["data"]["groups"].as_array().unwrap();
-    assert!(groups.iter().any(|g| g["file"] == "alertrule/shop/alerts" && g["rules"][0]["health"] == "ok"), "{groups:?}");
+    assert!(
+        groups.iter().any(|g| g["file"] == "alertrule/shop/alerts" && g["rules"][0]["health"] == "ok"),
+        "{groups:?}"
+    );
 
     let check = std::process::Command::new(env!("CARGO_BIN_EXE_vigie"))
         .args(["check", "monitors", objects.to_str().unwrap()])

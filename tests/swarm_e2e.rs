@@ -116,12 +116,24 @@ fn labelled_services_are_found_scaled_and_removed() {
     create.push(&image);
     create.extend(target_args);
     docker(&create);
+    // Not labelled for the zero-config job, but selected by a Monitor file of stack `shop`.
     let mut plain =
         vec!["service", "create", "-d", "--name", &other, "--network", &net, "--mount", "type=tmpfs,dst=/data"];
+    plain.extend(["--label", "app=plain", "--label", "com.docker.stack.namespace=shop"]);
     plain.push(&image);
     plain.extend(target_args);
     docker(&plain);
 
+    let objects = dir.path().join("monitors");
+    std::fs::create_dir_all(&objects).unwrap();
+    std::fs::write(
+        objects.join("plain.yaml"),
+        "apiVersion: vigie.dev/v1alpha1\nkind: Monitor\nmetadata: {name: plain, namespace: shop}\nspec:\n  \
+         selector: {matchLabels: {app: plain}}\n  namespaceSelector: {own: true}\n  \
+         endpoints: [{port: 9100, interval: 1s}]\n",
+    )
+    .unwrap();
+    let objects_mount = format!("type=bind,src={},dst=/monitors,readonly", objects.display());
     let port = free_port();
     let publish = format!("mode=host,target=9090,published={port}");
     docker(&[
@@ -136,6 +148,8 @@ fn labelled_services_are_found_scaled_and_removed() {
         "type=bind,src=/var/run/docker.sock,dst=/var/run/docker.sock",
         "--mount",
         "type=tmpfs,dst=/data",
+        "--mount",
+        &objects_mount,
         "--publish",
         &publish,
         &image,
@@ -148,6 +162,8 @@ fn labelled_services_are_found_scaled_and_removed() {
         "/data",
         "--swarm-relist-interval",
         "30s",
+        "--monitors-dir",
+        "/monitors",
     ]);
 
     // The labelled task is scraped, with the labels users expect and the meta labels.
@@ -164,7 +180,23 @@ fn labelled_services_are_found_scaled_and_removed() {
     assert_eq!(d["__meta_dockerswarm_network_name"], net.as_str());
     assert_eq!(d["__meta_dockerswarm_task_desired_state"], "running");
     assert_eq!(d["__meta_dockerswarm_service_label_vigie_scrape"], "true");
-    assert!(of_job(port, &other).is_empty(), "the unlabelled service is not a target");
+    assert!(
+        of_job(port, &other).iter().all(|t| t["scrapePool"] != "swarm"),
+        "the unlabelled service is not a zero-config target"
+    );
+
+    // The Monitor file selects it, on the stack namespace.
+    let selected = eventually(Duration::from_secs(60), "the Monitor's task up", || {
+        targets(port).into_iter().find(|t| t["scrapePool"] == "monitor/shop/plain/0" && t["health"] == "up")
+    });
+    let l = &selected["labels"];
+    assert_eq!(l["namespace"], "shop");
+    assert_eq!(l["swarm_service"], other.as_str());
+    assert_eq!(l["job"], other.as_str());
+    assert_eq!(l["endpoint"], "9100");
+    assert!(l["instance"].as_str().unwrap().ends_with(":9100"), "{selected}");
+    let pools: Vec<Value> = targets(port).into_iter().filter(|t| t["scrapePool"] == "monitor/shop/plain/0").collect();
+    assert_eq!(pools.len(), 1, "only the selected service: {pools:?}");
 
     // Scale to 3: three targets.
     let start = Instant::now();

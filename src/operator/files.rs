@@ -15,6 +15,7 @@ use super::crd::{API_VERSION, AlertRoute, AlertRule, Monitor};
 
 /// One of vigie's objects.
 #[derive(Clone, Debug)]
+#[allow(clippy::large_enum_variant)] // a few per file; boxing buys nothing
 pub enum Object {
     Monitor(Monitor),
     AlertRule(AlertRule),
@@ -165,7 +166,10 @@ fn parse_document(doc: &str, first_line: u64) -> (Option<ObjectKey>, Result<Obje
     let at = |line: u64, message: String| Err(format!("{line}: {message}"));
     let api_version = str_at(&value, &["apiVersion"]).unwrap_or_default();
     if api_version != API_VERSION {
-        return (key, at(line_of(doc, first_line, "apiVersion"), format!("apiVersion {api_version:?} is not {API_VERSION:?}")));
+        return (
+            key,
+            at(line_of(doc, first_line, "apiVersion"), format!("apiVersion {api_version:?} is not {API_VERSION:?}")),
+        );
     }
     if name.is_empty() {
         return (key, at(first_line, "metadata.name: required".into()));

@@ -71,6 +71,7 @@ pub struct MonitorSet {
     pub reports: Vec<ObjectReport>,
 }
 
+#[allow(clippy::large_enum_variant)] // one per object, moved once
 enum Compiled {
     Monitor(Vec<ScrapeConfig>),
     Rules(String, Vec<GroupDef>, Vec<GroupStatus>),
@@ -140,7 +141,13 @@ impl MonitorSet {
                 continue;
             };
             if let Some((f, l)) = seen.get(&key) {
-                next.reports.push(report(&key, &d, Err(format!("{key} is also defined at {f}:{l}; this one is ignored")), false, Vec::new()));
+                next.reports.push(report(
+                    &key,
+                    &d,
+                    Err(format!("{key} is also defined at {f}:{l}; this one is ignored")),
+                    false,
+                    Vec::new(),
+                ));
                 continue;
             }
             seen.insert(key.clone(), (d.file.clone(), d.line));

@@ -297,7 +297,9 @@ fn a_name_defined_twice_is_reported_and_the_first_one_counts() {
     let (set, desired) = load(&MonitorSet::default(), &format!("{RULE}---{RULE}"), swarm());
     assert_eq!(desired.rule_files.len(), 1);
     assert_eq!(set.reports.len(), 2);
-    assert!(set.reports.iter().any(|r| r.error.as_deref().is_some_and(|e| e.contains("also defined at objects.yaml:"))));
+    assert!(
+        set.reports.iter().any(|r| r.error.as_deref().is_some_and(|e| e.contains("also defined at objects.yaml:")))
+    );
     assert!(matches!(parse_text(RULE, "f")[0].parsed, Ok(Object::AlertRule(_))));
 }
 

@@ -74,7 +74,11 @@ struct Reachable<'a> {
 
 /// Every running task with a known service, split into those vigie reaches and those it
 /// cannot (no shared network).
-fn reachable<'a>(snap: &'a Snapshot, reach: &Reach, wanted: impl Fn(&Service, &Task) -> bool) -> (Vec<Reachable<'a>>, Vec<Unreachable>) {
+fn reachable<'a>(
+    snap: &'a Snapshot,
+    reach: &Reach,
+    wanted: impl Fn(&Service, &Task) -> bool,
+) -> (Vec<Reachable<'a>>, Vec<Unreachable>) {
     let services: HashMap<&str, &Service> = snap.services.iter().map(|s| (s.id.as_str(), s)).collect();
     let ingress: Vec<&str> = snap.networks.iter().filter(|n| n.ingress).map(|n| n.id.as_str()).collect();
     let names: HashMap<&str, &str> = snap.networks.iter().map(|n| (n.id.as_str(), n.name.as_str())).collect();

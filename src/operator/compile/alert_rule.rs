@@ -47,10 +47,7 @@ fn without_position(e: &str, file: &str) -> String {
 
 /// The validated groups of one AlertRule, with a status line per group; `Err` when any
 /// group or rule is invalid (the message names the first).
-pub fn rule_groups(
-    r: &AlertRule,
-    defaults: &GroupDefaults,
-) -> (Result<Vec<GroupDef>, String>, Vec<GroupStatus>) {
+pub fn rule_groups(r: &AlertRule, defaults: &GroupDefaults) -> (Result<Vec<GroupDef>, String>, Vec<GroupStatus>) {
     let ns = namespace_of(&r.metadata);
     let file = source_name(r);
     if r.spec.groups.is_empty() {

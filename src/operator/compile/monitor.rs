@@ -213,10 +213,8 @@ pub fn scrape_configs(m: &Monitor, platform: &Platform, secrets: &SecretFiles) -
             });
         }
         if let Some(t) = &ep.bearer_token_secret {
-            sc.authorization = Some(crate::config::Authorization {
-                credentials_file: Some(secrets.path(t)),
-                ..Default::default()
-            });
+            sc.authorization =
+                Some(crate::config::Authorization { credentials_file: Some(secrets.path(t)), ..Default::default() });
         }
         if let Some(t) = &ep.tls_config {
             sc.tls_config = Some(crate::config::TlsConfig {
