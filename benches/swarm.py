@@ -11,7 +11,7 @@ swarm (needs a Docker engine in swarm mode, as .ci/run sets up).
 2. Docker API requests per minute at rest with `--services` labelled services: each server
    runs on the host against its own counting proxy in front of the Docker socket.
 
-Usage: python3 benches/swarm.py [--rounds 3] [--services 100] [--rest 120]
+Usage: python3 benches/swarm.py [--rounds 3] [--services 100] [--rest 120] [--skip-latency] [--skip-rest]
 (builds the release binary and the images first)
 """
 import argparse, json, os, shutil, socket, statistics, subprocess, sys, tempfile, threading, time
@@ -198,6 +198,7 @@ def main():
     ap.add_argument("--services", type=int, default=100)
     ap.add_argument("--rest", type=float, default=120)
     ap.add_argument("--skip-latency", action="store_true")
+    ap.add_argument("--skip-rest", action="store_true")
     args = ap.parse_args()
     if sh("docker", "info", "--format", "{{.Swarm.LocalNodeState}}") != "active":
         sys.exit("needs a Docker engine in swarm mode")
@@ -221,10 +222,11 @@ def main():
                     print(f"  ratio vigie / {n}: {base / statistics.median(ok):.2f}")
         for s in ("bench-vigie", "bench-prometheus-60s", "bench-prometheus-5s"):
             sh("docker", "service", "rm", s, check=False)
-        calls = api_calls_at_rest(args, work, net)
-        print(f"\nDocker API requests per minute at rest with {args.services} labelled services:")
-        for n, v in calls.items():
-            print(f"  {n:16} {v:7.1f}")
+        if not args.skip_rest:
+            calls = api_calls_at_rest(args, work, net)
+            print(f"\nDocker API requests per minute at rest with {args.services} labelled services:")
+            for n, v in calls.items():
+                print(f"  {n:16} {v:7.1f}")
     finally:
         for s in ("bench-vigie", "bench-prometheus-60s", "bench-prometheus-5s"):
             sh("docker", "service", "rm", s, check=False)

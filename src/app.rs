@@ -121,6 +121,9 @@ struct Reloader {
     /// The objects of the last applied load.
     monitors: Mutex<MonitorSet>,
     monitor_reports: Arc<RwLock<Vec<ObjectReport>>>,
+    /// One reload at a time: two that start from the same last good objects must not
+    /// commit out of order.
+    reloading: Mutex<()>,
 }
 
 /// Everything one reload applies, read and checked.
@@ -221,6 +224,7 @@ impl Reloader {
     /// Both files are read and checked before either is applied, so a bad one rejects the
     /// whole reload and everything keeps running as it was.
     fn reload(&self) -> Result<(), String> {
+        let _one_at_a_time = self.reloading.lock();
         let result = self.load_all().and_then(|l| {
             let jobs = l.cfg.scrape_jobs.len();
             // Prepared first, committed last: a vigie.yml rejected by `apply` leaves the
@@ -334,6 +338,7 @@ pub async fn run(opts: RunOptions) -> Result<(), AppError> {
         monitors_dir: opts.monitors_dir.clone(),
         monitors: Mutex::new(MonitorSet::default()),
         monitor_reports: monitor_reports.clone(),
+        reloading: Mutex::new(()),
         rule_opts: RuleOptions {
             external_labels: initial.global.external_labels.clone(),
             external_url: external_url.trim_end_matches('/').to_string(),
@@ -345,9 +350,11 @@ pub async fn run(opts: RunOptions) -> Result<(), AppError> {
     reloader.apply(initial.clone(), Vec::new()).map_err(AppError::Alerting)?;
     metrics.record_reload(true, now_ms() / 1000);
     if let Some(dir) = &opts.monitors_dir {
+        // Taken first, so an edit made during the first load is seen.
+        let signature = dir_signature(dir);
         // Objects are applied one by one: a bad one is reported, not fatal.
         let _ = reloader.reload();
-        spawn_monitors_watch(reloader.clone(), dir.clone());
+        spawn_monitors_watch(reloader.clone(), dir.clone(), signature);
     }
 
     let seed = initial.global.external_labels.stable_hash();
@@ -410,7 +417,7 @@ async fn swarm_manager_answers(host: &str) -> bool {
 }
 
 /// The files of the monitors directory with their modification time and size.
-fn dir_signature(dir: &std::path::Path) -> Vec<(PathBuf, Option<std::time::SystemTime>, u64)> {
+fn dir_signature(dir: &std::path::Path) -> DirSignature {
     let mut files = crate::operator::files::list(dir).unwrap_or_default();
     files.sort();
     files
@@ -423,16 +430,22 @@ fn dir_signature(dir: &std::path::Path) -> Vec<(PathBuf, Option<std::time::Syste
         .collect()
 }
 
-/// Reloads when a file of the monitors directory is added, changed or removed.
-fn spawn_monitors_watch(reloader: Arc<Reloader>, dir: PathBuf) {
+type DirSignature = Vec<(PathBuf, Option<std::time::SystemTime>, u64)>;
+
+/// Reloads when a file of the monitors directory is added, changed or removed, once the
+/// directory has stayed the same for one more poll (an editor that truncates before it
+/// writes must not make the objects vanish for a moment).
+fn spawn_monitors_watch(reloader: Arc<Reloader>, dir: PathBuf, mut applied: DirSignature) {
     tokio::spawn(async move {
-        let mut last = dir_signature(&dir);
+        let mut previous = applied.clone();
         loop {
-            tokio::time::sleep(Duration::from_millis(500)).await;
+            tokio::time::sleep(Duration::from_millis(250)).await;
             let d = dir.clone();
             let Ok(now) = tokio::task::spawn_blocking(move || dir_signature(&d)).await else { continue };
-            if now != last {
-                last = now;
+            let settled = now == previous;
+            previous = now.clone();
+            if settled && now != applied {
+                applied = now;
                 tracing::info!(dir = %dir.display(), "monitors directory changed");
                 let r = reloader.clone();
                 let _ = tokio::task::spawn_blocking(move || r.reload()).await;

@@ -275,8 +275,7 @@ fn check_rules(files: &[PathBuf]) -> ExitCode {
     if failed { ExitCode::from(1) } else { ExitCode::SUCCESS }
 }
 
-/// `vigie check router`: every file's errors, timer warnings, and with `--test` the routes
-/// a label set reaches (as JSON lines).
+/// `vigie check monitors`: every object's outcome, as `--monitors-dir` would load it.
 fn check_monitors(paths: &[PathBuf]) -> ExitCode {
     use vigie::operator::{Context, MonitorSet, compile::Platform, files};
     let mut docs = Vec::new();
@@ -293,11 +292,6 @@ fn check_monitors(paths: &[PathBuf]) -> ExitCode {
             docs.extend(files::read_file(p));
         }
     }
-    let unreadable: Vec<String> = docs
-        .iter()
-        .filter(|d| d.key.is_none())
-        .filter_map(|d| d.parsed.as_ref().err().map(|e| format!("{}:{e}", d.file)))
-        .collect();
     let base = vigie::alert::config::default_file();
     let check = |_: &vigie::config::ScrapeConfig| Ok(());
     let ctx = Context {
@@ -310,15 +304,12 @@ fn check_monitors(paths: &[PathBuf]) -> ExitCode {
         check_job: &check,
     };
     let (set, _) = MonitorSet::default().load(docs, &ctx);
-    let mut failed = !unreadable.is_empty();
-    for e in unreadable {
-        eprintln!("{e}");
-    }
+    let mut failed = false;
     for r in &set.reports {
         match &r.error {
             None => println!("{}:{}: {}: SUCCESS", r.file, r.line, r.key),
             Some(e) => {
-                eprintln!("{}: {e}", r.key);
+                eprintln!("{e} ({})", r.key);
                 failed = true;
             }
         }
@@ -326,6 +317,8 @@ fn check_monitors(paths: &[PathBuf]) -> ExitCode {
     if failed { ExitCode::from(1) } else { ExitCode::SUCCESS }
 }
 
+/// `vigie check router`: every file's errors, timer warnings, and with `--test` the routes
+/// a label set reaches (as JSON lines).
 fn check_router(files: &[PathBuf], test: Option<&str>) -> ExitCode {
     let labels = match test.map(vigie::alert::matcher::parse_matchers).transpose() {
         Ok(ms) => ms.map(|ms| vigie::model::Labels::from_pairs(ms.into_iter().map(|m| (m.name, m.value)))),

@@ -71,6 +71,8 @@ pub struct ScrapeJob {
     /// `file_sd_configs` with paths resolved against the config file's directory.
     pub file_sd_configs: Vec<FileSdConfig>,
     pub dockerswarm_sd_configs: Vec<DockerSwarmSdConfig>,
+    /// `kubernetes_sd_configs` as (role, namespaces; empty: all).
+    pub kubernetes_sd: Vec<(crate::discovery::kubernetes::watch::KubeRole, Vec<String>)>,
     /// The zero-config Swarm job (`--discovery swarm`), added by vigie, not read from a file.
     pub swarm_auto: Option<crate::discovery::swarm::watch::SwarmAutoSettings>,
     /// Every running Swarm task, event-driven (a `Monitor`'s job), instead of polling
@@ -284,6 +286,28 @@ fn compile_job(
             ));
         }
     }
+    let mut kubernetes_sd = Vec::new();
+    for (i, k) in sc.kubernetes_sd_configs.iter().enumerate() {
+        let at = format!("kubernetes_sd_configs[{i}] of job {job:?}");
+        let role = crate::discovery::kubernetes::watch::KubeRole::parse(&k.role).map_err(|e| format!("{at}: {e}"))?;
+        if k.api_server.is_some() || k.kubeconfig_file.is_some() {
+            return Err(format!(
+                "{at}: api_server and kubeconfig_file are not supported: vigie watches the cluster it runs in \
+                 (or the one of KUBECONFIG)"
+            ));
+        }
+        if !k.selectors.is_empty() || k.attach_metadata.is_some() {
+            return Err(format!("{at}: selectors and attach_metadata are not supported yet"));
+        }
+        let mut namespaces = k.namespaces.as_ref().map(|n| n.names.clone()).unwrap_or_default();
+        if k.namespaces.as_ref().and_then(|n| n.own_namespace) == Some(true) {
+            let own = std::fs::read_to_string("/var/run/secrets/kubernetes.io/serviceaccount/namespace")
+                .map(|s| s.trim().to_string())
+                .map_err(|e| format!("{at}: own_namespace: {e}"))?;
+            namespaces.push(own);
+        }
+        kubernetes_sd.push((role, namespaces));
+    }
     let body_size_limit = match sc.body_size_limit.as_ref().or(raw_global.body_size_limit.as_ref()) {
         Some(s) => parse_byte_size(s).map_err(|e| format!("body_size_limit of job {job:?}: {e}"))?,
         None => 0,
@@ -308,6 +332,7 @@ fn compile_job(
         static_configs: sc.static_configs.clone(),
         file_sd_configs,
         dockerswarm_sd_configs: sc.dockerswarm_sd_configs.clone(),
+        kubernetes_sd,
         swarm_auto: None,
         swarm_tasks: None,
         relabel: sc.relabel_configs.iter().map(|r| r.compiled.clone()).collect(),

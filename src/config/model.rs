@@ -127,6 +127,8 @@ pub struct ScrapeConfig {
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub dockerswarm_sd_configs: Vec<DockerSwarmSdConfig>,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub kubernetes_sd_configs: Vec<KubernetesSdConfig>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub relabel_configs: Vec<RelabelRule>,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub metric_relabel_configs: Vec<RelabelRule>,
@@ -225,6 +227,35 @@ pub struct DockerSwarmSdConfig {
     pub filters: Vec<DockerFilter>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub refresh_interval: Option<PromDuration>,
+}
+
+/// `kubernetes_sd_configs.namespaces`.
+#[derive(Clone, Debug, Default, Deserialize, Serialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct KubernetesNamespaces {
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub names: Vec<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub own_namespace: Option<bool>,
+}
+
+/// `kubernetes_sd_configs`: Prometheus's Kubernetes discovery. vigie watches its own
+/// cluster (in-cluster account or kubeconfig), so `api_server` and `kubeconfig_file` must
+/// be empty; `selectors` and `attach_metadata` are read but not supported yet.
+#[derive(Clone, Debug, Default, Deserialize, Serialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct KubernetesSdConfig {
+    pub role: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub namespaces: Option<KubernetesNamespaces>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub api_server: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub kubeconfig_file: Option<String>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub selectors: Vec<serde_json::Value>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub attach_metadata: Option<serde_json::Value>,
 }
 
 #[derive(Clone, Debug, Default, Deserialize, Serialize)]

@@ -44,6 +44,7 @@ type Discovery = (
     Vec<DockerSwarmSdConfig>,
     Option<SwarmAutoSettings>,
     Option<SwarmAutoSettings>,
+    Vec<(super::kubernetes::watch::KubeRole, Vec<String>)>,
 );
 
 fn discovery_of(j: &ScrapeJob) -> Discovery {
@@ -53,6 +54,7 @@ fn discovery_of(j: &ScrapeJob) -> Discovery {
         j.dockerswarm_sd_configs.clone(),
         j.swarm_auto.clone(),
         j.swarm_tasks.clone(),
+        j.kubernetes_sd.clone(),
     )
 }
 
@@ -98,6 +100,12 @@ impl DiscoveryManager {
             }
             if let Some(s) = &job.swarm_tasks {
                 providers.push(Box::new(super::swarm::watch::SwarmTasksProvider::new(s)));
+            }
+            for (role, namespaces) in &job.kubernetes_sd {
+                providers.push(Box::new(super::kubernetes::watch::KubeProvider {
+                    role: *role,
+                    namespaces: namespaces.clone(),
+                }));
             }
             let generation = self.next_generation;
             self.next_generation += 1;

@@ -6,6 +6,7 @@
 //! job to the scrape manager, so a provider never needs to know who consumes it.
 
 mod file;
+pub mod kubernetes;
 pub mod manager;
 mod static_sd;
 pub mod status;

@@ -7,6 +7,7 @@
 pub mod compile;
 pub mod crd;
 pub mod files;
+pub mod kube;
 
 use std::collections::{BTreeMap, HashMap};
 use std::path::Path;
@@ -138,6 +139,13 @@ impl MonitorSet {
             let Some(key) = d.key.clone() else {
                 let e = d.parsed.as_ref().err().cloned().unwrap_or_default();
                 tracing::error!(file = %d.file, error = %e, "monitors-dir: a document could not be read");
+                // Reported under its place in the file, since it has no name to go by.
+                let key = ObjectKey {
+                    kind: "Document".into(),
+                    namespace: String::new(),
+                    name: format!("{}:{}", d.file, d.line),
+                };
+                next.reports.push(report(&key, &d, Err(format!("{}:{e}", d.file)), false, Vec::new()));
                 continue;
             };
             if let Some((f, l)) = seen.get(&key) {
@@ -155,7 +163,8 @@ impl MonitorSet {
             let (outcome, failed_groups) = match d.parsed.clone() {
                 Ok(obj) => {
                     let (r, groups) = compile_object(&obj, ctx);
-                    (r.map(|c| (obj, c)).map_err(|e| format!("{}: {e}", d.line)), groups)
+                    let at = if d.file.is_empty() { String::new() } else { format!("{}: ", d.line) };
+                    (r.map(|c| (obj, c)).map_err(|e| format!("{at}{e}")), groups)
                 }
                 Err(e) => (Err(e), Vec::new()),
             };
@@ -177,7 +186,8 @@ impl MonitorSet {
                 }
                 Err(e) => {
                     let (message, groups) = (e, failed_groups);
-                    let message = format!("{}:{}", d.file, message);
+                    // Objects from the API server have no file; their errors need no position.
+                    let message = if d.file.is_empty() { message } else { format!("{}:{}", d.file, message) };
                     tracing::error!(object = %key, error = %message, "monitors-dir: object rejected");
                     let mut kept = false;
                     if let Some((obj, file, line)) = self.good.get(&key)

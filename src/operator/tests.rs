@@ -169,7 +169,9 @@ fn unknown_fields_and_bad_values_are_errors_with_their_line() {
 
     let text = "apiVersion: vigie.dev/v1alpha1\nkind: Monitor\nmetadata: {name: x}\nspec: [\n";
     let (set, _) = load(&MonitorSet::default(), text, swarm());
-    assert!(set.reports.is_empty(), "a document that does not parse has no key");
+    assert_eq!(set.reports.len(), 1, "a document that does not parse is reported by its place");
+    assert_eq!(set.reports[0].key.kind, "Document");
+    assert!(set.reports[0].error.as_deref().unwrap().starts_with("objects.yaml:4:"), "{:?}", set.reports[0].error);
 }
 
 #[test]
@@ -310,4 +312,109 @@ fn the_crds_in_the_repository_are_the_generated_ones() {
         let have = std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join(path)).unwrap();
         assert!(have == want, "{path} is stale: run `vigie crds > {path}`");
     }
+}
+
+#[test]
+fn no_object_can_reach_into_another_namespace_or_read_other_files() {
+    // A rule's own `namespace` label does not win over the object's namespace.
+    let sneaky = RULE.replace("labels: {severity: page}", "labels: {severity: page, namespace: payments}");
+    let (_, desired) = load(&MonitorSet::default(), &sneaky, swarm());
+    for rule in &desired.rule_files[0].1[0].rules {
+        let ns: Vec<_> = rule.labels.iter().filter(|(k, _)| k == "namespace").collect();
+        assert_eq!(ns, vec![&("namespace".to_string(), "shop".to_string())]);
+    }
+    // User relabelings cannot move a target to another namespace.
+    let moved = MONITOR.replace(
+        "        - {sourceLabels: [__meta_dockerswarm_node_hostname], targetLabel: host}",
+        "        - {targetLabel: namespace, replacement: payments}",
+    );
+    let (_, desired) = load(&MonitorSet::default(), &moved, swarm());
+    let labels = built(&desired, &task("shop", &[("app", "web")], &[])).unwrap();
+    assert!(labels.contains(&("namespace".into(), "shop".into())), "{labels:?}");
+    // Secret references stay inside the secrets directory.
+    let escape = MONITOR
+        .replace("      interval: 5s\n", "      interval: 5s\n      bearerTokenSecret: {name: .., key: token}\n");
+    let (set, _) = load(&MonitorSet::default(), &escape, swarm());
+    assert!(
+        set.reports[0].error.as_deref().unwrap().contains("bearerTokenSecret: secret name \"..\""),
+        "{:?}",
+        set.reports[0].error
+    );
+    // An AlertRoute may not name files.
+    let file = ROUTE.replace(
+        "webhook_configs: [{url: \"http://127.0.0.1:1/pager\"}]",
+        "webhook_configs: [{url_file: /etc/shadow}]",
+    );
+    let (set, _) = load(&MonitorSet::default(), &file, swarm());
+    let e = set.reports[0].error.as_deref().unwrap();
+    assert!(e.contains("spec.receivers[0].webhook_configs[0].url_file: an AlertRoute cannot refer to files"), "{e}");
+    // Selector expressions are checked as the API server checks them.
+    let empty_in = MONITOR.replace("values: [batch]", "values: []");
+    let (set, _) = load(&MonitorSet::default(), &empty_in, swarm());
+    assert!(
+        set.reports[0].error.as_deref().unwrap().contains("NotIn needs at least one value"),
+        "{:?}",
+        set.reports[0].error
+    );
+}
+
+fn pod(json: serde_json::Value) -> k8s_openapi::api::core::v1::Pod {
+    serde_json::from_value(json).unwrap()
+}
+
+#[test]
+fn a_kubernetes_monitor_selects_pods_like_a_pod_monitor() {
+    let text = r#"
+apiVersion: vigie.dev/v1alpha1
+kind: Monitor
+metadata: {name: web, namespace: shop}
+spec:
+  selector: {matchLabels: {app: web}}
+  podTargetLabels: [team]
+  endpoints: [{port: metrics}]
+"#;
+    let (set, desired) = load(&MonitorSet::default(), text, Platform::Kubernetes);
+    assert!(set.reports[0].accepted, "{:?}", set.reports[0].error);
+    let sc = &desired.scrape_configs[0];
+    assert_eq!(sc.kubernetes_sd_configs[0].role, "pod");
+    let p = pod(serde_json::json!({
+        "metadata": {"name": "web-1", "namespace": "shop", "uid": "u1", "labels": {"app": "web", "team": "pay"}},
+        "spec": {"nodeName": "n1", "containers": [
+            {"name": "app", "image": "web:1", "ports": [{"name": "metrics", "containerPort": 9100, "protocol": "TCP"}, {"name": "http", "containerPort": 8080}]}
+        ]},
+        "status": {"phase": "Running", "podIP": "10.1.0.7", "conditions": [{"type": "Ready", "status": "True"}]}
+    }));
+    let group = crate::discovery::kubernetes::meta::pod_group(&p);
+    assert_eq!(group.targets.len(), 2);
+    let cfg = crate::config::load_str("", "<test>", Path::new(".")).unwrap();
+    let job = cfg.check_job(sc).unwrap();
+    let active: Vec<_> = group
+        .targets
+        .iter()
+        .filter_map(|t| match build_target(&job, t, &group.labels) {
+            Built::Active(t) => Some(t),
+            Built::Dropped(_) => None,
+        })
+        .collect();
+    assert_eq!(active.len(), 1, "only the `metrics` port");
+    let l: Vec<(String, String)> = active[0].labels.iter().map(|l| (l.name.clone(), l.value.clone())).collect();
+    for want in [
+        ("instance", "10.1.0.7:9100"),
+        ("job", "shop/web"),
+        ("namespace", "shop"),
+        ("pod", "web-1"),
+        ("container", "app"),
+        ("endpoint", "metrics"),
+        ("team", "pay"),
+    ] {
+        assert!(l.contains(&(want.0.to_string(), want.1.to_string())), "{want:?} in {l:?}");
+    }
+    // Another app's pod is not selected.
+    let other = pod(serde_json::json!({
+        "metadata": {"name": "db-1", "namespace": "shop", "labels": {"app": "db"}},
+        "spec": {"containers": [{"name": "db", "ports": [{"name": "metrics", "containerPort": 9100}]}]},
+        "status": {"phase": "Running", "podIP": "10.1.0.8"}
+    }));
+    let g = crate::discovery::kubernetes::meta::pod_group(&other);
+    assert!(g.targets.iter().all(|t| matches!(build_target(&job, t, &g.labels), Built::Dropped(_))));
 }

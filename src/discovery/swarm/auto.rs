@@ -141,7 +141,9 @@ pub fn running_tasks(snap: &Snapshot, reach: &Reach) -> Vec<TargetGroup> {
     tasks
         .into_iter()
         .map(|r| {
-            let port = label(r.service, r.task, &["vigie.port", "prometheus.io/port"]).unwrap_or("80");
+            let port = label(r.service, r.task, &["vigie.port", "prometheus.io/port"])
+                .filter(|p| p.parse::<u16>().is_ok())
+                .unwrap_or("80");
             let mut m = r.meta;
             m.insert(crate::discovery::ADDRESS_LABEL.into(), join(&r.ip, port));
             TargetGroup {

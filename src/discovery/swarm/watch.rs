@@ -56,6 +56,22 @@ pub fn subscribe(settings: &SwarmAutoSettings) -> watch::Receiver<Option<Arc<Swa
 /// Relists after an event: soon, then again while tasks settle.
 const AFTER_EVENT: [Duration; 3] = [Duration::from_millis(150), Duration::from_secs(1), Duration::from_secs(3)];
 
+/// While a task that should run is still starting, relist after this delay, doubling up to
+/// [`SETTLE_MAX`] (a task stuck pulling its image must not make vigie poll twice a second).
+const SETTLE_FIRST: Duration = Duration::from_millis(250);
+const SETTLE_MAX: Duration = Duration::from_secs(8);
+
+/// A task on its way to running: no container answers yet, but one will soon.
+fn starting(snap: &Snapshot) -> bool {
+    snap.tasks.iter().any(|t| {
+        t.desired_state == "running"
+            && matches!(
+                t.status.state.as_str(),
+                "new" | "allocated" | "pending" | "assigned" | "accepted" | "preparing" | "ready" | "starting"
+            )
+    })
+}
+
 async fn own_networks(api: &DockerApi) -> Vec<String> {
     let Ok(hostname) = std::fs::read_to_string("/etc/hostname") else { return Vec::new() };
     api.container_networks(hostname.trim()).await.unwrap_or_default()
@@ -119,7 +135,24 @@ async fn connect(settings: &SwarmAutoSettings, tx: &ViewTx, name: &str) -> Optio
     }
 }
 
+/// Removes a hub that ends without retiring (a panic) from the registry, so the next
+/// subscriber starts a new one instead of waiting on a dead channel.
+struct Unregister {
+    settings: SwarmAutoSettings,
+    tx: ViewTx,
+}
+
+impl Drop for Unregister {
+    fn drop(&mut self) {
+        let mut hubs = HUBS.lock();
+        if hubs.get(&self.settings).is_some_and(|t| t.same_channel(&self.tx)) {
+            hubs.remove(&self.settings);
+        }
+    }
+}
+
 async fn run_hub(settings: SwarmAutoSettings, tx: ViewTx) {
+    let _unregister = Unregister { settings: settings.clone(), tx: tx.clone() };
     let name = format!("swarm:{}", settings.host);
     let Some(api) = connect(&settings, &tx, &name).await else { return };
     let reach = if settings.networks.is_empty() {
@@ -132,6 +165,7 @@ async fn run_hub(settings: SwarmAutoSettings, tx: ViewTx) {
     let events = tokio::spawn(follow_events(api.clone(), poke_tx));
     let mut pending: Vec<tokio::time::Instant> = Vec::new();
     let mut next_full = tokio::time::Instant::now();
+    let mut settle = SETTLE_FIRST;
     loop {
         let now = tokio::time::Instant::now();
         if next_full <= now || pending.iter().any(|t| *t <= now) {
@@ -140,6 +174,15 @@ async fn run_hub(settings: SwarmAutoSettings, tx: ViewTx) {
             match api.snapshot().await {
                 Ok(snap) => {
                     status::ok(&name);
+                    if starting(&snap) {
+                        let at = tokio::time::Instant::now() + settle;
+                        if !pending.iter().any(|t| *t <= at) {
+                            pending.push(at);
+                        }
+                        settle = (settle * 2).min(SETTLE_MAX);
+                    } else {
+                        settle = SETTLE_FIRST;
+                    }
                     tx.send_replace(Some(Arc::new(SwarmView { snap, reach: reach.clone() })));
                 }
                 Err(e) => {
@@ -156,6 +199,7 @@ async fn run_hub(settings: SwarmAutoSettings, tx: ViewTx) {
                 let now = tokio::time::Instant::now();
                 pending.retain(|t| *t > now + Duration::from_millis(50));
                 pending.extend(AFTER_EVENT.iter().map(|d| now + *d));
+                settle = SETTLE_FIRST;
             }
         }
     }

@@ -29,6 +29,21 @@ fn rename_route(r: &mut RouteFile, prefix: &str) {
     }
 }
 
+/// The first `*_file` key (or `templates`) under `v`: an AlertRoute may not make vigie
+/// read files (`url_file`, `password_file`, `credentials_file`, …) that belong to others.
+fn file_reference(v: &serde_json::Value, path: &str) -> Option<String> {
+    match v {
+        serde_json::Value::Object(m) => m.iter().find_map(|(k, child)| {
+            let here = format!("{path}.{k}");
+            if k.ends_with("_file") || k.ends_with("_files") { Some(here) } else { file_reference(child, &here) }
+        }),
+        serde_json::Value::Array(items) => {
+            items.iter().enumerate().find_map(|(i, child)| file_reference(child, &format!("{path}[{i}]")))
+        }
+        _ => None,
+    }
+}
+
 fn field<T: serde::de::DeserializeOwned>(v: &serde_json::Value, at: &str) -> Result<T, String> {
     serde_json::from_value(v.clone()).map_err(|e| format!("{at}: {e}"))
 }
@@ -56,6 +71,9 @@ pub fn graft_of(r: &AlertRoute) -> Result<Graft, String> {
     route.continue_matching = true;
     let mut receivers = Vec::new();
     for (i, v) in r.spec.receivers.iter().enumerate() {
+        if let Some(path) = file_reference(v, &format!("spec.receivers[{i}]")) {
+            return Err(format!("{path}: an AlertRoute cannot refer to files; put the value in the object"));
+        }
         let mut rcv: ReceiverFile = field(v, &format!("spec.receivers[{i}]"))?;
         rcv.name = prefixed(&prefix, &rcv.name);
         receivers.push(rcv);

@@ -77,6 +77,10 @@ pub fn rule_groups(r: &AlertRule, defaults: &GroupDefaults) -> (Result<Vec<Group
             if let Some(e) = &rule.error {
                 rule.error = Some(without_position(e, &file));
             }
+            // A rule's own labels override its group's: enforce the namespace last, so no
+            // rule can raise alerts for another namespace.
+            rule.labels.retain(|(k, _)| k != "namespace");
+            rule.labels.push(("namespace".to_string(), ns.clone()));
         }
         let error = g.errors().next().map(str::to_string);
         if first_error.is_none() {

@@ -16,6 +16,8 @@ use crate::operator::crd::SecretKeySelector;
 pub enum Platform {
     /// Swarm tasks, through the Docker API at `host`.
     Swarm { host: String },
+    /// The Kubernetes cluster vigie watches.
+    Kubernetes,
     /// No cluster: only `staticTargets` can be scraped.
     Files,
 }
@@ -35,7 +37,24 @@ impl Default for SecretFiles {
     }
 }
 
+/// A Secret name or key: one path component, so a reference cannot leave the secrets
+/// directory.
+fn check_component(what: &str, v: &str) -> Result<(), String> {
+    let ok = !v.is_empty()
+        && v != "."
+        && v != ".."
+        && v.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '-' | '_'));
+    if ok { Ok(()) } else { Err(format!("{what} {v:?} must be one name of letters, digits, '.', '-' or '_'")) }
+}
+
 impl SecretFiles {
+    /// The file a reference names, or why it is not allowed.
+    pub fn checked_path(&self, s: &SecretKeySelector) -> Result<String, String> {
+        check_component("secret name", &s.name)?;
+        check_component("secret key", &s.key)?;
+        Ok(self.path(s))
+    }
+
     pub fn path(&self, s: &SecretKeySelector) -> String {
         let base = self.dir.join(&s.name);
         if self.directories.contains(&s.name) { base.join(&s.key) } else { base }.display().to_string()

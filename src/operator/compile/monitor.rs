@@ -61,6 +61,19 @@ fn workload_label(key: &str, out: &mut Vec<PromRelabel>) -> String {
     tmp
 }
 
+/// As the API server: `In`/`NotIn` need values, `Exists`/`DoesNotExist` take none.
+fn check_values(i: usize, operator: &str, values: &[String]) -> Result<(), String> {
+    match operator {
+        "In" | "NotIn" if values.is_empty() => {
+            Err(format!("selector.matchExpressions[{i}]: {operator} needs at least one value"))
+        }
+        "Exists" | "DoesNotExist" if !values.is_empty() => {
+            Err(format!("selector.matchExpressions[{i}]: {operator} takes no values"))
+        }
+        _ => Ok(()),
+    }
+}
+
 fn selector_rules(sel: &LabelSelector, out: &mut Vec<PromRelabel>) -> Result<(), String> {
     for (k, v) in sel.match_labels.iter().flatten() {
         let tmp = workload_label(k, out);
@@ -69,6 +82,7 @@ fn selector_rules(sel: &LabelSelector, out: &mut Vec<PromRelabel>) -> Result<(),
     for (i, e) in sel.match_expressions.iter().flatten().enumerate() {
         let tmp = workload_label(&e.key, out);
         let values = e.values.clone().unwrap_or_default();
+        check_values(i, &e.operator, &values)?;
         match e.operator.as_str() {
             "In" => out.push(filter("keep", &[&tmp], &format!("({})", alternatives(&values)))),
             "NotIn" => out.push(filter("drop", &[&tmp], &format!("({})", alternatives(&values)))),
@@ -108,7 +122,7 @@ fn swarm_rules(m: &Monitor, ep: &Endpoint, ns: &str) -> Result<Vec<PromRelabel>,
             }
             out.push(replace(&["__address__"], r"(.+):\d+", "__address__", &format!("$1:{n}")));
         }
-        Some(IntOrString::String(name)) if name.parse::<u16>().is_ok() => {
+        Some(IntOrString::String(name)) if name.parse::<u16>().is_ok_and(|n| n > 0) => {
             out.push(replace(&["__address__"], r"(.+):\d+", "__address__", &format!("$1:{name}")));
         }
         Some(IntOrString::String(name)) => {
@@ -160,6 +174,134 @@ fn swarm_rules(m: &Monitor, ep: &Endpoint, ns: &str) -> Result<Vec<PromRelabel>,
     Ok(out)
 }
 
+const K: &str = "__meta_kubernetes_";
+
+/// Keeps (or drops) targets by the labels of `res` (`pod`, `service`), with the
+/// `labelpresent` labels telling an empty value from a missing label.
+fn kube_selector_rules(sel: &LabelSelector, res: &str, out: &mut Vec<PromRelabel>) -> Result<(), String> {
+    let names = |k: &str| {
+        let k = sanitize(k);
+        (format!("{K}{res}_label_{k}"), format!("{K}{res}_labelpresent_{k}"))
+    };
+    for (k, v) in sel.match_labels.iter().flatten() {
+        let (l, p) = names(k);
+        out.push(filter("keep", &[&l, &p], &format!("({});true", regex::escape(v))));
+    }
+    for (i, e) in sel.match_expressions.iter().flatten().enumerate() {
+        let (l, p) = names(&e.key);
+        let values = e.values.clone().unwrap_or_default();
+        check_values(i, &e.operator, &values)?;
+        match e.operator.as_str() {
+            "In" => out.push(filter("keep", &[&l, &p], &format!("({});true", alternatives(&values)))),
+            "NotIn" => out.push(filter("drop", &[&l, &p], &format!("({});true", alternatives(&values)))),
+            "Exists" => out.push(filter("keep", &[&p], "true")),
+            "DoesNotExist" => out.push(filter("drop", &[&p], "true")),
+            other => {
+                return Err(format!(
+                    "selector.matchExpressions[{i}]: operator {other:?} is not In, NotIn, Exists or DoesNotExist"
+                ));
+            }
+        }
+    }
+    Ok(())
+}
+
+fn port_string(p: &IntOrString) -> String {
+    match p {
+        IntOrString::Int(n) => n.to_string(),
+        IntOrString::String(s) => s.clone(),
+    }
+}
+
+/// The selection and labelling rules for pods (role `pod`, as a PodMonitor) or Services
+/// (role `endpointslice`, as a ServiceMonitor).
+fn kube_rules(m: &Monitor, ep: &Endpoint, ns: &str, name: &str) -> Result<Vec<PromRelabel>, String> {
+    let spec = &m.spec;
+    let pods = spec.targets == crate::operator::crd::MonitorTargets::Pods;
+    let mut out = vec![replace(&["job"], "(.*)", "__tmp_prometheus_job_name", "$1")];
+    let running = filter("drop", &[&format!("{K}pod_phase")], "(Failed|Succeeded)");
+    if pods {
+        out.push(running.clone());
+    }
+    if let Some(sel) = &spec.selector {
+        kube_selector_rules(sel, if pods { "pod" } else { "service" }, &mut out)?;
+    }
+    let number = |p: &IntOrString| match p {
+        IntOrString::Int(n) => Some(n.to_string()),
+        IntOrString::String(s) => s.parse::<u16>().ok().map(|n| n.to_string()),
+    };
+    if let Some(p) = &ep.port {
+        let (by_name, by_number) = if pods {
+            (format!("{K}pod_container_port_name"), format!("{K}pod_container_port_number"))
+        } else {
+            (format!("{K}endpointslice_port_name"), format!("{K}endpointslice_port"))
+        };
+        match number(p) {
+            Some(n) => out.push(filter("keep", &[&by_number], &n)),
+            None => out.push(filter("keep", &[&by_name], &regex::escape(&port_string(p)))),
+        }
+    }
+    if !pods {
+        let kind_name =
+            [&format!("{K}endpointslice_address_target_kind"), &format!("{K}endpointslice_address_target_name")];
+        let kind_name: Vec<&str> = kind_name.iter().map(|s| s.as_str()).collect();
+        out.push(replace(&kind_name, "Node;(.*)", "node", "$1"));
+        out.push(replace(&kind_name, "Pod;(.*)", "pod", "$1"));
+        out.push(replace(&[&format!("{K}namespace")], "(.*)", "namespace", "$1"));
+        out.push(replace(&[&format!("{K}service_name")], "(.*)", "service", "$1"));
+    } else {
+        out.push(replace(&[&format!("{K}namespace")], "(.*)", "namespace", "$1"));
+    }
+    out.push(replace(&[&format!("{K}pod_name")], "(.*)", "pod", "$1"));
+    out.push(replace(&[&format!("{K}pod_container_name")], "(.*)", "container", "$1"));
+    if !pods {
+        out.push(running);
+        for l in &spec.target_labels {
+            out.push(replace(&[&format!("{K}service_label_{}", sanitize(l))], "(.+)", &sanitize(l), "$1"));
+        }
+    }
+    for l in &spec.pod_target_labels {
+        out.push(replace(&[&format!("{K}pod_label_{}", sanitize(l))], "(.+)", &sanitize(l), "$1"));
+    }
+    if pods {
+        out.push(PromRelabel {
+            target_label: Some("job".into()),
+            replacement: Some(format!("{ns}/{name}")),
+            action: Some("replace".into()),
+            ..Default::default()
+        });
+    } else {
+        out.push(replace(&[&format!("{K}service_name")], "(.*)", "job", "$1"));
+    }
+    if let Some(l) = &spec.job_label {
+        let res = if pods { "pod" } else { "service" };
+        out.push(replace(&[&format!("{K}{res}_label_{}", sanitize(l))], "(.+)", "job", "$1"));
+    }
+    if let Some(p) = &ep.port
+        && (!pods || number(p).is_none())
+    {
+        out.push(PromRelabel {
+            target_label: Some("endpoint".into()),
+            replacement: Some(port_string(p)),
+            action: Some("replace".into()),
+            ..Default::default()
+        });
+    }
+    Ok(out)
+}
+
+/// The namespaces a Kubernetes Monitor watches (empty: all).
+fn kube_namespaces(m: &Monitor, ns: &str) -> Result<Vec<String>, String> {
+    match &m.spec.namespace_selector {
+        None => Ok(Vec::new()),
+        Some(n) if n.selector.is_some() => {
+            Err("namespaceSelector.selector: selecting namespaces by label is not supported yet; use matchNames".into())
+        }
+        Some(n) if n.own => Ok(vec![ns.to_string()]),
+        Some(n) => Ok(n.match_names.clone()),
+    }
+}
+
 fn user_rule(r: &RelabelConfig) -> PromRelabel {
     PromRelabel {
         source_labels: (!r.source_labels.is_empty()).then(|| r.source_labels.clone()),
@@ -207,20 +349,37 @@ pub fn scrape_configs(m: &Monitor, platform: &Platform, secrets: &SecretFiles) -
         sc.label_limit = m.spec.label_limit;
         if let Some(b) = &ep.basic_auth {
             sc.basic_auth = Some(crate::config::BasicAuth {
-                username_file: Some(secrets.path(&b.username)),
-                password_file: Some(secrets.path(&b.password)),
+                username_file: Some(secrets.checked_path(&b.username).map_err(|e| format!("{at}.basicAuth: {e}"))?),
+                password_file: Some(secrets.checked_path(&b.password).map_err(|e| format!("{at}.basicAuth: {e}"))?),
                 ..Default::default()
             });
         }
         if let Some(t) = &ep.bearer_token_secret {
-            sc.authorization =
-                Some(crate::config::Authorization { credentials_file: Some(secrets.path(t)), ..Default::default() });
+            sc.authorization = Some(crate::config::Authorization {
+                credentials_file: Some(secrets.checked_path(t).map_err(|e| format!("{at}.bearerTokenSecret: {e}"))?),
+                ..Default::default()
+            });
         }
         if let Some(t) = &ep.tls_config {
             sc.tls_config = Some(crate::config::TlsConfig {
-                ca_file: t.ca.as_ref().map(|s| secrets.path(s)),
-                cert_file: t.cert.as_ref().map(|s| secrets.path(s)),
-                key_file: t.key_secret.as_ref().map(|s| secrets.path(s)),
+                ca_file: t
+                    .ca
+                    .as_ref()
+                    .map(|s| secrets.checked_path(s))
+                    .transpose()
+                    .map_err(|e| format!("{at}.tlsConfig: {e}"))?,
+                cert_file: t
+                    .cert
+                    .as_ref()
+                    .map(|s| secrets.checked_path(s))
+                    .transpose()
+                    .map_err(|e| format!("{at}.tlsConfig: {e}"))?,
+                key_file: t
+                    .key_secret
+                    .as_ref()
+                    .map(|s| secrets.checked_path(s))
+                    .transpose()
+                    .map_err(|e| format!("{at}.tlsConfig: {e}"))?,
                 server_name: t.server_name.clone(),
                 insecure_skip_verify: t.insecure_skip_verify.then_some(true),
                 ..Default::default()
@@ -248,6 +407,21 @@ pub fn scrape_configs(m: &Monitor, platform: &Platform, secrets: &SecretFiles) -
                     }];
                     rules = swarm_rules(m, ep, &ns).map_err(|e| format!("{at}: {e}"))?;
                 }
+                Platform::Kubernetes => {
+                    let names = kube_namespaces(m, &ns)?;
+                    sc.kubernetes_sd_configs = vec![crate::config::KubernetesSdConfig {
+                        role: if m.spec.targets == crate::operator::crd::MonitorTargets::Pods {
+                            "pod"
+                        } else {
+                            "endpointslice"
+                        }
+                        .into(),
+                        namespaces: (!names.is_empty())
+                            .then_some(crate::config::KubernetesNamespaces { names, own_namespace: None }),
+                        ..Default::default()
+                    }];
+                    rules = kube_rules(m, ep, &ns, &name).map_err(|e| format!("{at}: {e}"))?;
+                }
                 Platform::Files => {
                     return Err("spec.selector: no cluster discovery runs here (--discovery files); \
                                 give spec.staticTargets, or run vigie on Swarm"
@@ -261,6 +435,15 @@ pub fn scrape_configs(m: &Monitor, platform: &Platform, secrets: &SecretFiles) -
         }
         for (j, r) in ep.relabelings.iter().enumerate() {
             compiled.push(rule(user_rule(r), &format!("{at}.relabelings[{j}]"))?);
+        }
+        // After the user's rules, so none of them can move a target to another namespace.
+        let enforce = match (&platform, m.spec.static_targets.is_empty()) {
+            (Platform::Swarm { .. }, true) => Some(STACK.to_string()),
+            (Platform::Kubernetes, true) => Some(format!("{K}namespace")),
+            _ => None,
+        };
+        if let Some(source) = enforce {
+            compiled.push(rule(replace(&[&source], "(.*)", "namespace", "$1"), &format!("{at}: namespace rule"))?);
         }
         sc.relabel_configs = compiled;
         sc.metric_relabel_configs = ep

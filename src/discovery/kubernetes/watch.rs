@@ -1,0 +1,200 @@
+//! The Kubernetes watch hub: one reflector per kind (pods, services, endpointslices,
+//! nodes), shared by every job that discovers from the cluster, as Prometheus's informers
+//! are. Any change to a cached object bumps a generation after a short debounce; each
+//! job's provider then rebuilds its groups from the caches. Managed fields are stripped
+//! before caching (they are a third of a pod's size and vigie never reads them).
+
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::{Arc, LazyLock};
+use std::time::Duration;
+
+use futures::StreamExt;
+use k8s_openapi::api::core::v1::{Node, Pod, Service};
+use k8s_openapi::api::discovery::v1::EndpointSlice;
+use kube::runtime::reflector::{self, Store};
+use kube::runtime::{WatchStreamExt, watcher};
+use kube::{Api, Client, Resource};
+use parking_lot::Mutex;
+use serde::de::DeserializeOwned;
+use tokio::sync::watch;
+
+use super::meta;
+use crate::discovery::{GroupSender, Provider, TargetGroup, status};
+
+/// The cluster's caches.
+#[derive(Clone)]
+pub struct KubeCaches {
+    pub pods: Store<Pod>,
+    pub services: Store<Service>,
+    pub slices: Store<EndpointSlice>,
+    pub nodes: Store<Node>,
+}
+
+/// How long changes are gathered before the jobs rebuild: a rollout touching many pods
+/// becomes one rebuild, and a single change still applies well within a second.
+const DEBOUNCE: Duration = Duration::from_millis(100);
+
+type Hub = (KubeCaches, watch::Receiver<u64>);
+
+static HUB: LazyLock<Mutex<Option<Hub>>> = LazyLock::new(Default::default);
+
+fn watch_kind<K>(client: &Client, changed: Arc<watch::Sender<u64>>, kind: &'static str) -> Store<K>
+where
+    K: Resource<DynamicType = ()> + Clone + std::fmt::Debug + DeserializeOwned + Send + Sync + 'static,
+{
+    let (reader, writer) = reflector::store::<K>();
+    let api: Api<K> = Api::all(client.clone());
+    let stream = watcher(api, watcher::Config::default().any_semantic())
+        .default_backoff()
+        .modify(|o: &mut K| o.meta_mut().managed_fields = None);
+    let name = format!("kubernetes:{kind}");
+    tokio::spawn(async move {
+        let mut events = std::pin::pin!(reflector::reflector(writer, stream));
+        while let Some(ev) = events.next().await {
+            match ev {
+                Ok(watcher::Event::InitDone) | Ok(watcher::Event::Apply(_)) | Ok(watcher::Event::Delete(_)) => {
+                    status::ok(&name);
+                    changed.send_modify(|g| *g += 1);
+                }
+                Ok(_) => {}
+                Err(e) => {
+                    tracing::warn!(kind, error = %e, "kubernetes watch failed; retrying with backoff");
+                    status::failed(&name, &e.to_string());
+                }
+            }
+        }
+    });
+    reader
+}
+
+/// The caches and their change generations, started on first use.
+pub fn hub(client: &Client) -> Hub {
+    let mut hub = HUB.lock();
+    if let Some(h) = hub.as_ref() {
+        return h.clone();
+    }
+    let (raw_tx, raw_rx) = watch::channel(0u64);
+    let raw_tx = Arc::new(raw_tx);
+    let caches = KubeCaches {
+        pods: watch_kind::<Pod>(client, raw_tx.clone(), "pods"),
+        services: watch_kind::<Service>(client, raw_tx.clone(), "services"),
+        slices: watch_kind::<EndpointSlice>(client, raw_tx.clone(), "endpointslices"),
+        nodes: watch_kind::<Node>(client, raw_tx, "nodes"),
+    };
+    let (tx, rx) = watch::channel(0u64);
+    tokio::spawn(debounce(raw_rx, tx));
+    let h = (caches, rx);
+    *hub = Some(h.clone());
+    h
+}
+
+async fn debounce(mut raw: watch::Receiver<u64>, out: watch::Sender<u64>) {
+    while raw.changed().await.is_ok() {
+        tokio::time::sleep(DEBOUNCE).await;
+        let g = *raw.borrow_and_update();
+        out.send_replace(g);
+    }
+}
+
+/// A `kubernetes_sd_configs`-style role.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum KubeRole {
+    Pod,
+    EndpointSlice,
+    Service,
+    Node,
+}
+
+impl KubeRole {
+    pub fn parse(s: &str) -> Result<KubeRole, String> {
+        match s {
+            "pod" => Ok(KubeRole::Pod),
+            "endpointslice" => Ok(KubeRole::EndpointSlice),
+            "service" => Ok(KubeRole::Service),
+            "node" => Ok(KubeRole::Node),
+            other => Err(format!("role {other:?} is not supported (pod, endpointslice, service, node)")),
+        }
+    }
+}
+
+/// Every group of `role` in the caches, restricted to `namespaces` (empty: all).
+pub fn groups(c: &KubeCaches, role: KubeRole, namespaces: &[String]) -> Vec<TargetGroup> {
+    let in_ns = |ns: Option<&String>| namespaces.is_empty() || ns.is_some_and(|n| namespaces.contains(n));
+    match role {
+        KubeRole::Pod => {
+            c.pods.state().iter().filter(|p| in_ns(p.metadata.namespace.as_ref())).map(|p| meta::pod_group(p)).collect()
+        }
+        KubeRole::Service => c
+            .services
+            .state()
+            .iter()
+            .filter(|s| in_ns(s.metadata.namespace.as_ref()))
+            .map(|s| meta::service_group(s))
+            .collect(),
+        KubeRole::Node => c.nodes.state().iter().filter_map(|n| meta::node_group(n)).collect(),
+        KubeRole::EndpointSlice => {
+            let pods = c.pods.state();
+            let services = c.services.state();
+            let by_key = |ns: &str, name: &str, m: &k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta| {
+                m.namespace.as_deref() == Some(ns) && m.name.as_deref() == Some(name)
+            };
+            c.slices
+                .state()
+                .iter()
+                .filter(|s| in_ns(s.metadata.namespace.as_ref()))
+                .map(|s| {
+                    meta::endpointslice_group(
+                        s,
+                        |ns, name| pods.iter().find(|p| by_key(ns, name, &p.metadata)).map(|p| p.as_ref()),
+                        |ns, name| services.iter().find(|v| by_key(ns, name, &v.metadata)).map(|v| v.as_ref()),
+                    )
+                })
+                .collect()
+        }
+    }
+}
+
+/// One role of the cluster as a job's discovery.
+pub struct KubeProvider {
+    pub role: KubeRole,
+    pub namespaces: Vec<String>,
+}
+
+impl Provider for KubeProvider {
+    fn name(&self) -> String {
+        format!("kubernetes:{:?}", self.role).to_lowercase()
+    }
+
+    fn run(self: Box<Self>, tx: GroupSender) -> Pin<Box<dyn Future<Output = ()> + Send>> {
+        Box::pin(async move {
+            let mut backoff = Duration::from_secs(1);
+            let client = loop {
+                match super::client().await {
+                    Ok(c) => break c,
+                    Err(e) => {
+                        tracing::error!(error = %e, retry_in_s = backoff.as_secs(), "kubernetes discovery cannot start");
+                        status::failed(&self.name(), &e.to_string());
+                        tokio::select! {
+                            _ = tx.closed() => return,
+                            _ = tokio::time::sleep(backoff) => {}
+                        }
+                        backoff = (backoff * 2).min(Duration::from_secs(30));
+                    }
+                }
+            };
+            status::ok(&self.name());
+            let (caches, mut changes) = hub(&client);
+            loop {
+                changes.borrow_and_update();
+                if tx.send(groups(&caches, self.role, &self.namespaces)).await.is_err() {
+                    return;
+                }
+                tokio::select! {
+                    _ = tx.closed() => return,
+                    r = changes.changed() => if r.is_err() { return },
+                }
+            }
+        })
+    }
+}

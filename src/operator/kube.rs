@@ -1,0 +1,208 @@
+//! The objects from the Kubernetes API: reflectors on Monitor, AlertRule and AlertRoute
+//! (all namespaces), turned into the same [`Document`]s the files give, and each object's
+//! outcome written back to its `status` with server-side apply.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use futures::StreamExt;
+use kube::api::{Patch, PatchParams};
+use kube::runtime::reflector::{self, Store};
+use kube::runtime::{WatchStreamExt, watcher};
+use kube::{Api, Client, Resource, ResourceExt};
+use parking_lot::Mutex;
+use serde::de::DeserializeOwned;
+use tokio::sync::watch;
+
+use super::ObjectReport;
+use super::crd::{API_VERSION, AlertRoute, AlertRule, Monitor, condition};
+use super::files::{Document, Object, ObjectKey};
+
+/// The caches of vigie's objects and a generation bumped (debounced) on every change.
+#[derive(Clone)]
+pub struct ObjectStores {
+    pub monitors: Store<Monitor>,
+    pub rules: Store<AlertRule>,
+    pub routes: Store<AlertRoute>,
+    pub changes: watch::Receiver<u64>,
+}
+
+fn watch_kind<K>(client: &Client, changed: Arc<watch::Sender<u64>>) -> Store<K>
+where
+    K: Resource<DynamicType = ()> + Clone + std::fmt::Debug + DeserializeOwned + Send + Sync + 'static,
+{
+    let (reader, writer) = reflector::store::<K>();
+    let api: Api<K> = Api::all(client.clone());
+    let stream = watcher(api, watcher::Config::default().any_semantic())
+        .default_backoff()
+        .modify(|o: &mut K| o.meta_mut().managed_fields = None);
+    let kind = K::kind(&()).to_string();
+    let name = format!("kubernetes:{}", kind.to_lowercase());
+    tokio::spawn(async move {
+        let mut events = std::pin::pin!(reflector::reflector(writer, stream));
+        while let Some(ev) = events.next().await {
+            match ev {
+                Ok(watcher::Event::InitDone) | Ok(watcher::Event::Apply(_)) | Ok(watcher::Event::Delete(_)) => {
+                    crate::discovery::status::ok(&name);
+                    changed.send_modify(|g| *g += 1);
+                }
+                Ok(_) => {}
+                Err(e) => {
+                    tracing::warn!(kind = %kind, error = %e, "watch of vigie objects failed; retrying with backoff");
+                    crate::discovery::status::failed(&name, &e.to_string());
+                }
+            }
+        }
+    });
+    reader
+}
+
+impl ObjectStores {
+    pub fn start(client: &Client) -> ObjectStores {
+        let (raw_tx, mut raw_rx) = watch::channel(0u64);
+        let raw_tx = Arc::new(raw_tx);
+        let monitors = watch_kind::<Monitor>(client, raw_tx.clone());
+        let rules = watch_kind::<AlertRule>(client, raw_tx.clone());
+        let routes = watch_kind::<AlertRoute>(client, raw_tx);
+        let (tx, changes) = watch::channel(0u64);
+        tokio::spawn(async move {
+            while raw_rx.changed().await.is_ok() {
+                tokio::time::sleep(Duration::from_millis(50)).await;
+                let g = *raw_rx.borrow_and_update();
+                tx.send_replace(g);
+            }
+        });
+        ObjectStores { monitors, rules, routes, changes }
+    }
+
+    /// Every cached object as a document (no file, no line).
+    pub fn documents(&self) -> Vec<Document> {
+        let key = |kind: &str, m: &kube::api::ObjectMeta| ObjectKey {
+            kind: kind.to_string(),
+            namespace: m.namespace.clone().unwrap_or_else(|| "default".into()),
+            name: m.name.clone().unwrap_or_default(),
+        };
+        let mut docs = Vec::new();
+        let doc =
+            |key: ObjectKey, obj: Object| Document { file: String::new(), line: 0, key: Some(key), parsed: Ok(obj) };
+        for m in self.monitors.state() {
+            docs.push(doc(key("Monitor", &m.metadata), Object::Monitor(m.as_ref().clone())));
+        }
+        for r in self.rules.state() {
+            docs.push(doc(key("AlertRule", &r.metadata), Object::AlertRule(r.as_ref().clone())));
+        }
+        for r in self.routes.state() {
+            docs.push(doc(key("AlertRoute", &r.metadata), Object::AlertRoute(r.as_ref().clone())));
+        }
+        docs.sort_by(|a, b| a.key.cmp(&b.key));
+        docs
+    }
+
+    fn generation(&self, key: &ObjectKey) -> Option<i64> {
+        let find = |m: &kube::api::ObjectMeta| {
+            m.name.as_deref() == Some(&key.name) && m.namespace.as_deref().unwrap_or("default") == key.namespace
+        };
+        match key.kind.as_str() {
+            "Monitor" => self.monitors.state().iter().find(|o| find(&o.metadata)).and_then(|o| o.metadata.generation),
+            "AlertRule" => self.rules.state().iter().find(|o| find(&o.metadata)).and_then(|o| o.metadata.generation),
+            _ => self.routes.state().iter().find(|o| find(&o.metadata)).and_then(|o| o.metadata.generation),
+        }
+    }
+}
+
+/// Target counts of a Monitor's jobs: (selected, up).
+pub type TargetCounts = HashMap<String, (u64, u64)>;
+
+/// The `status` an object should have.
+fn status_of(r: &ObjectReport, generation: Option<i64>, targets: &TargetCounts) -> serde_json::Value {
+    let (reason, message) = match &r.error {
+        None => ("Accepted", String::new()),
+        Some(e) if r.running_last_good => ("InvalidSpecLastGoodKept", e.clone()),
+        Some(e) => ("InvalidSpec", e.clone()),
+    };
+    let mut conditions = vec![condition("Accepted", r.accepted, reason, &message, generation)];
+    let mut status = serde_json::json!({ "observedGeneration": generation });
+    if r.key.kind == "Monitor" {
+        let (selected, up) =
+            r.jobs.iter().filter_map(|j| targets.get(j)).fold((0, 0), |(s, u), (js, ju)| (s + js, u + ju));
+        status["targetsSelected"] = selected.into();
+        status["targetsUp"] = up.into();
+        let ready = r.accepted && selected > 0 && up == selected;
+        let why = if selected == 0 {
+            "NoTargets"
+        } else if ready {
+            "TargetsUp"
+        } else {
+            "TargetsDown"
+        };
+        conditions.push(condition("Ready", ready, why, &format!("{up} of {selected} targets up"), generation));
+        if let Some(e) = &r.error {
+            status["lastError"] = e.clone().into();
+        }
+    }
+    if r.key.kind == "AlertRule" {
+        status["groups"] = serde_json::to_value(&r.groups).unwrap_or_default();
+    }
+    status["conditions"] = serde_json::to_value(&conditions).unwrap_or_default();
+    status
+}
+
+/// Writes changed statuses; remembers what it wrote so unchanged objects cost nothing.
+pub struct StatusWriter {
+    client: Client,
+    written: Mutex<HashMap<ObjectKey, serde_json::Value>>,
+}
+
+/// A status without its timestamps, to tell whether anything changed.
+fn comparable(v: &serde_json::Value) -> serde_json::Value {
+    let mut v = v.clone();
+    if let Some(cs) = v["conditions"].as_array_mut() {
+        for c in cs {
+            c.as_object_mut().map(|o| o.remove("lastTransitionTime"));
+        }
+    }
+    v
+}
+
+impl StatusWriter {
+    pub fn new(client: Client) -> StatusWriter {
+        StatusWriter { client, written: Mutex::new(HashMap::new()) }
+    }
+
+    pub async fn write(&self, stores: &ObjectStores, reports: &[ObjectReport], targets: &TargetCounts) {
+        for r in reports {
+            let generation = stores.generation(&r.key);
+            let status = status_of(r, generation, targets);
+            if self.written.lock().get(&r.key).map(comparable) == Some(comparable(&status)) {
+                continue;
+            }
+            let body = serde_json::json!({ "apiVersion": API_VERSION, "kind": r.key.kind, "status": status });
+            let params = PatchParams::apply("vigie").force();
+            let ns = &r.key.namespace;
+            let result = match r.key.kind.as_str() {
+                "Monitor" => Api::<Monitor>::namespaced(self.client.clone(), ns)
+                    .patch_status(&r.key.name, &params, &Patch::Apply(&body))
+                    .await
+                    .map(|o| o.name_any()),
+                "AlertRule" => Api::<AlertRule>::namespaced(self.client.clone(), ns)
+                    .patch_status(&r.key.name, &params, &Patch::Apply(&body))
+                    .await
+                    .map(|o| o.name_any()),
+                _ => Api::<AlertRoute>::namespaced(self.client.clone(), ns)
+                    .patch_status(&r.key.name, &params, &Patch::Apply(&body))
+                    .await
+                    .map(|o| o.name_any()),
+            };
+            match result {
+                Ok(_) => {
+                    tracing::debug!(object = %r.key, accepted = r.accepted, "status written");
+                    self.written.lock().insert(r.key.clone(), status);
+                }
+                Err(e) => {
+                    tracing::warn!(object = %r.key, error = %e, "status write failed; retried on the next change")
+                }
+            }
+        }
+    }
+}
