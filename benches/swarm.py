@@ -61,16 +61,18 @@ scrape_configs:
 """
 
 
-def targets_up(port, service):
+def target_state(port, service):
+    """'up' once a scrape of the service's target succeeded, 'seen' once it is a target."""
     try:
         with urllib.request.urlopen(f"http://127.0.0.1:{port}/api/v1/targets", timeout=2) as r:
             d = json.loads(r.read())
     except Exception:
-        return False
+        return None
+    state = None
     for t in d["data"]["activeTargets"]:
-        if t["labels"].get("swarm_service") == service and t["health"] == "up":
-            return True
-    return False
+        if t["labels"].get("swarm_service") == service:
+            state = "up" if t["health"] == "up" else (state or "seen")
+    return state
 
 
 def latency_rounds(args, work, net):
@@ -97,6 +99,7 @@ def latency_rounds(args, work, net):
         if not wait_http(port, "/-/ready", 90):
             sys.exit(f"{name} did not start")
     times = {n: [] for n in servers}
+    seen = {n: [] for n in servers}
     for r in range(args.rounds):
         svc = f"bench-target-{r}"
         t0 = time.monotonic()
@@ -104,19 +107,26 @@ def latency_rounds(args, work, net):
            "--label", "vigie.scrape=true", "--label", "vigie.port=9100", "--label", "vigie.interval=1s",
            "vigie:bench", "run", "--listen", "0.0.0.0:9100", "--discovery", "none", "--data-dir", "/data")
         pending = set(servers)
+        unseen = set(servers)
         deadline = t0 + 150
         while pending and time.monotonic() < deadline:
             for n in list(pending):
-                if targets_up(servers[n], svc):
+                state = target_state(servers[n], svc)
+                if state and n in unseen:
+                    seen[n].append(time.monotonic() - t0)
+                    unseen.discard(n)
+                if state == "up":
                     times[n].append(time.monotonic() - t0)
                     pending.discard(n)
             time.sleep(0.05)
         for n in pending:
             times[n].append(float("nan"))
-        print(f"round {r}: " + ", ".join(f"{n} {times[n][-1]:.2f}s" for n in servers), flush=True)
+        for n in unseen:
+            seen[n].append(float("nan"))
+        print(f"round {r}: " + ", ".join(f"{n} seen {seen[n][-1]:.2f}s up {times[n][-1]:.2f}s" for n in servers), flush=True)
         sh("docker", "service", "rm", svc)
         time.sleep(3)
-    return times
+    return times, seen
 
 
 class CountingProxy:
@@ -210,7 +220,11 @@ def main():
     sh("docker", "network", "create", "-d", "overlay", "--attachable", net)
     try:
         if not args.skip_latency:
-            times = latency_rounds(args, work, net)
+            times, seen = latency_rounds(args, work, net)
+            print("\ntime from service create to the task being a target (median of rounds):")
+            for n, v in seen.items():
+                ok = [x for x in v if x == x]
+                print(f"  {n:16} {statistics.median(ok) if ok else float('nan'):6.2f} s   {['%.2f' % x for x in v]}")
             print("\ntime from service create to first successful scrape (median of rounds):")
             for n, v in times.items():
                 ok = [x for x in v if x == x]

@@ -14,6 +14,7 @@ import argparse
 import base64
 import copy
 import datetime
+import hashlib
 import json
 import os
 import random
@@ -81,7 +82,7 @@ class Resource:
         if self.categories:
             out[0]["categories"] = self.categories
         out[0]["storageVersionHash"] = base64.b64encode(
-            (self.api_version + "/" + self.kind).encode())[:11].decode()
+            hashlib.sha256(f"{self.api_version}/{self.kind}".encode()).digest())[:11].decode()
         if self.status:
             out.append({
                 "name": self.plural + "/status",
@@ -978,11 +979,6 @@ def _user_paths(body, res):
 # ---------------------------------------------------------------------------------------------
 # HTTP
 
-def first(params, name, default=""):
-    v = params.get(name)
-    return v[-1] if v else default
-
-
 def truthy(v):
     return v in ("true", "1", "True")
 
@@ -1069,6 +1065,8 @@ class Handler(BaseHTTPRequestHandler):
                 st.request_seq += 1
                 entry["seq"] = st.request_seq
                 st.requests.append(entry)
+                if len(st.requests) > 100000:
+                    del st.requests[:10000]
             self._log = entry
         try:
             if path.startswith("/_fake/"):
@@ -1085,6 +1083,11 @@ class Handler(BaseHTTPRequestHandler):
             if path.rstrip("/") == "/version":
                 return self._send(200, VERSION_INFO)
             parts = [p for p in path.split("/") if p]
+            agg = self._aggregated_version()
+            if agg and len(parts) == 1 and parts[0] in ("api", "apis"):
+                self._only_get(method)
+                return self._send(200, self._aggregated(parts[0] == "api", agg),
+                                  f"application/json;g=apidiscovery.k8s.io;v={agg};as=APIGroupDiscoveryList")
             if parts[:1] == ["api"]:
                 if len(parts) == 1:
                     return self._only_get(method) or self._send(200, self._api_versions())
@@ -1121,7 +1124,7 @@ class Handler(BaseHTTPRequestHandler):
 
     def _only_get(self, method):
         if method != "GET":
-            raise ApiError(405, "MethodNotAllowed", f"the server does not allow this method on the requested resource")
+            raise ApiError(405, "MethodNotAllowed", "the server does not allow this method on the requested resource")
         return None
 
     # -- discovery --
@@ -1130,6 +1133,43 @@ class Handler(BaseHTTPRequestHandler):
         host, port = self.server.server_address[:2]
         return {"kind": "APIVersions", "versions": ["v1"],
                 "serverAddressByClientCIDRs": [{"clientCIDR": "0.0.0.0/0", "serverAddress": f"{host}:{port}"}]}
+
+    def _aggregated_version(self):
+        """The aggregated discovery version the client asks for first (v2 or v2beta1), if any."""
+        for part in self.headers.get("Accept", "").split(","):
+            params = dict(p.strip().split("=", 1) for p in part.split(";")[1:] if "=" in p)
+            if params.get("g") == "apidiscovery.k8s.io" and params.get("as") == "APIGroupDiscoveryList" \
+                    and params.get("v") in ("v2", "v2beta1"):
+                return params["v"]
+        return None
+
+    def _aggregated(self, core, version):
+        items = {}
+        for r in self.store.resources:
+            if (r.group == "") != core:
+                continue
+            g = items.setdefault(r.group, {"metadata": {"name": r.group, "creationTimestamp": None},
+                                           "versions": []})
+            if core:
+                g["metadata"] = {"creationTimestamp": None}
+            v = next((x for x in g["versions"] if x["version"] == r.version), None)
+            if v is None:
+                v = {"version": r.version, "resources": [], "freshness": "Current"}
+                g["versions"].append(v)
+            kind = {"group": r.group, "version": r.version, "kind": r.kind}
+            e = {"resource": r.plural, "responseKind": kind,
+                 "scope": "Namespaced" if r.namespaced else "Cluster",
+                 "singularResource": r.singular, "verbs": r.verbs}
+            if r.short_names:
+                e["shortNames"] = r.short_names
+            if r.categories:
+                e["categories"] = r.categories
+            if r.status:
+                e["subresources"] = [{"subresource": "status", "responseKind": kind,
+                                      "verbs": ["get", "patch", "update"]}]
+            v["resources"].append(e)
+        return {"kind": "APIGroupDiscoveryList", "apiVersion": f"apidiscovery.k8s.io/{version}",
+                "metadata": {}, "items": list(items.values())}
 
     def _groups(self):
         groups = {}
@@ -1241,7 +1281,7 @@ class Handler(BaseHTTPRequestHandler):
             if ct in ("application/merge-patch+json", "application/strategic-merge-patch+json"):
                 if ct == "application/strategic-merge-patch+json" and res.crd:
                     raise ApiError(415, "UnsupportedMediaType",
-                                   f"the body of the request was in an unknown format - accepted media types include: application/json-patch+json, application/merge-patch+json, application/apply-patch+yaml")
+                                   "the body of the request was in an unknown format - accepted media types include: application/json-patch+json, application/merge-patch+json, application/apply-patch+yaml")
                 if not isinstance(patch, dict):
                     raise ApiError(400, "BadRequest", "merge patch must be a JSON object")
                 compute = lambda old: merge_patch(old, patch)  # noqa: E731
@@ -1249,7 +1289,7 @@ class Handler(BaseHTTPRequestHandler):
                 compute = lambda old: json_patch(old, patch)  # noqa: E731
             else:
                 raise ApiError(415, "UnsupportedMediaType",
-                               f"the body of the request was in an unknown format - accepted media types include: application/json-patch+json, application/merge-patch+json, application/apply-patch+yaml")
+                               "the body of the request was in an unknown format - accepted media types include: application/json-patch+json, application/merge-patch+json, application/apply-patch+yaml")
             check_rv = ""
             if isinstance(patch, dict):
                 check_rv = (patch.get("metadata") or {}).get("resourceVersion") or ""
