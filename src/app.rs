@@ -68,7 +68,7 @@ pub enum AppError {
     Listen { addr: String, source: std::io::Error },
     #[error("{0}")]
     Config(#[from] config::ConfigError),
-    #[error("discovery mode {0:?} is not available yet (this build supports: auto, swarm, files, none)")]
+    #[error("discovery: {0} (modes: auto, kubernetes, swarm, files, none)")]
     Discovery(String),
     #[error("server error: {0}")]
     Serve(std::io::Error),
@@ -118,6 +118,10 @@ struct Reloader {
     /// The zero-config Swarm job's settings when Swarm discovery is on.
     swarm: Option<SwarmAutoSettings>,
     monitors_dir: Option<PathBuf>,
+    /// Monitor/AlertRule/AlertRoute objects from the Kubernetes API, when watched.
+    kube_objects: Option<crate::operator::kube::ObjectStores>,
+    /// Where selected workloads come from.
+    platform: Platform,
     /// The objects of the last applied load.
     monitors: Mutex<MonitorSet>,
     monitor_reports: Arc<RwLock<Vec<ObjectReport>>>,
@@ -194,15 +198,19 @@ impl Reloader {
             ),
             None => (crate::alert::config::default_file(), "<default>".to_string(), PathBuf::from(".")),
         };
-        let (monitors, desired) = match &self.monitors_dir {
-            Some(dir) => {
-                let docs = crate::operator::files::read_dir(dir).map_err(|e| e.to_string())?;
+        let (monitors, desired) = match (&self.monitors_dir, &self.kube_objects) {
+            (None, None) => (MonitorSet::default(), Desired::default()),
+            (dir, kube) => {
+                let mut docs = match dir {
+                    Some(dir) => crate::operator::files::read_dir(dir).map_err(|e| e.to_string())?,
+                    None => Vec::new(),
+                };
+                if let Some(k) = kube {
+                    docs.extend(k.documents());
+                }
                 let check = |sc: &crate::config::ScrapeConfig| cfg.check_job(sc).map(|_| ());
                 let ctx = Context {
-                    platform: match &self.swarm {
-                        Some(s) => Platform::Swarm { host: s.host.clone() },
-                        None => Platform::Files,
-                    },
+                    platform: self.platform.clone(),
                     secrets: secret_files(),
                     rule_defaults: group_defaults(&cfg),
                     router_base: &base,
@@ -211,7 +219,6 @@ impl Reloader {
                 };
                 self.monitors.lock().load(docs, &ctx)
             }
-            None => (MonitorSet::default(), Desired::default()),
         };
         cfg.add_monitor_jobs(desired.scrape_configs, self.swarm.as_ref());
         let grafts: Vec<_> = desired.grafts.iter().collect();
@@ -257,15 +264,35 @@ pub async fn run(opts: RunOptions) -> Result<(), AppError> {
         .await
         .map_err(|source| AppError::Listen { addr: opts.listen.clone(), source })?;
     let local = listener.local_addr().map_err(AppError::Serve)?;
-    let swarm = match opts.discovery.as_str() {
-        "swarm" => Some(swarm_settings(&opts)),
+    let in_cluster = std::path::Path::new(SERVICE_ACCOUNT_TOKEN).exists();
+    let (swarm, kubernetes) = match opts.discovery.as_str() {
+        "swarm" => (Some(swarm_settings(&opts)), false),
+        "kubernetes" => (None, true),
+        "auto" if in_cluster => (None, true),
         "auto" => {
             let s = swarm_settings(&opts);
-            swarm_manager_answers(&s.host).await.then_some(s)
+            (swarm_manager_answers(&s.host).await.then_some(s), false)
         }
-        "files" | "none" => None,
+        "files" | "none" => (None, false),
         other => return Err(AppError::Discovery(other.to_string())),
     };
+    let platform = match (&swarm, kubernetes) {
+        (Some(s), _) => Platform::Swarm { host: s.host.clone() },
+        (None, true) => Platform::Kubernetes,
+        _ => Platform::Files,
+    };
+    let kube_client = if kubernetes {
+        match crate::discovery::kubernetes::client().await {
+            Ok(c) => Some(c),
+            Err(e) => return Err(AppError::Discovery(format!("kubernetes: cannot build a client: {e}"))),
+        }
+    } else {
+        None
+    };
+    let kube_objects = kube_client.as_ref().map(crate::operator::kube::ObjectStores::start);
+    if kubernetes {
+        tracing::info!("Kubernetes mode: Monitor, AlertRule and AlertRoute objects are watched in every namespace");
+    }
     if let Some(s) = &swarm {
         tracing::info!(host = %s.host, networks = ?s.networks, "Swarm discovery on: services labelled vigie.scrape=true are scraped");
     }
@@ -336,6 +363,8 @@ pub async fn run(opts: RunOptions) -> Result<(), AppError> {
         forwarder: forwarder.clone(),
         swarm,
         monitors_dir: opts.monitors_dir.clone(),
+        kube_objects: kube_objects.clone(),
+        platform,
         monitors: Mutex::new(MonitorSet::default()),
         monitor_reports: monitor_reports.clone(),
         reloading: Mutex::new(()),
@@ -360,6 +389,9 @@ pub async fn run(opts: RunOptions) -> Result<(), AppError> {
     let seed = initial.global.external_labels.stable_hash();
     let scrape = ScrapeManager::new(head.clone(), metrics.clone(), seed);
     let targets = scrape.view();
+    if let (Some(client), Some(objects)) = (kube_client, kube_objects) {
+        spawn_kube_objects(reloader.clone(), objects, client, monitor_reports.clone(), targets.clone());
+    }
     tokio::spawn(scrape.run(config_rx.clone(), groups_rx));
 
     let reload_fn: ReloadFn = {
@@ -450,6 +482,46 @@ fn spawn_monitors_watch(reloader: Arc<Reloader>, dir: PathBuf, mut applied: DirS
                 let r = reloader.clone();
                 let _ = tokio::task::spawn_blocking(move || r.reload()).await;
             }
+        }
+    });
+}
+
+/// The path of the service-account token a pod gets: its presence means in-cluster.
+const SERVICE_ACCOUNT_TOKEN: &str = "/var/run/secrets/kubernetes.io/serviceaccount/token";
+
+/// Reloads when vigie's objects change in the cluster, and writes their status (also when
+/// only the health of their targets changed).
+fn spawn_kube_objects(
+    reloader: Arc<Reloader>,
+    objects: crate::operator::kube::ObjectStores,
+    client: kube::Client,
+    reports: Arc<RwLock<Vec<ObjectReport>>>,
+    targets: crate::scrape::TargetsView,
+) {
+    let writer = crate::operator::kube::StatusWriter::new(client);
+    let mut changes = objects.changes.clone();
+    tokio::spawn(async move {
+        let mut tick = tokio::time::interval(Duration::from_secs(5));
+        loop {
+            tokio::select! {
+                r = changes.changed() => {
+                    if r.is_err() { return }
+                    changes.borrow_and_update();
+                    let rl = reloader.clone();
+                    let _ = tokio::task::spawn_blocking(move || rl.reload()).await;
+                }
+                _ = tick.tick() => {}
+            }
+            let counts: crate::operator::kube::TargetCounts = targets
+                .read()
+                .iter()
+                .map(|(job, pool)| {
+                    let up = pool.active.iter().filter(|t| t.health.read().up == Some(true)).count() as u64;
+                    (job.clone(), (pool.active.len() as u64, up))
+                })
+                .collect();
+            let current = reports.read().clone();
+            writer.write(&objects, &current, &counts).await;
         }
     });
 }

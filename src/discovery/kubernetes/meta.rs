@@ -320,3 +320,109 @@ pub fn node_group(node: &Node) -> Option<TargetGroup> {
     t.insert("instance".into(), name.to_string());
     Some(group(format!("node/{name}"), vec![t], labels))
 }
+
+#[cfg(test)]
+mod tests {
+    //! Targets from the recorded objects in `tests/kubernetes/objects`, against the label
+    //! sets of `tests/kubernetes/expected_<role>.json` (Prometheus 2.42's rules, see the
+    //! README there). Labels Prometheus added after 2.42 are left out of the comparison.
+    use std::collections::BTreeSet;
+    use std::path::Path;
+
+    use super::*;
+
+    fn items<T: serde::de::DeserializeOwned>(file: &str, kind: &str) -> Vec<T> {
+        let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/kubernetes/objects");
+        let v: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(dir.join(file)).unwrap()).unwrap();
+        v["items"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|i| i["kind"] == kind)
+            .map(|i| serde_json::from_value(i.clone()).unwrap())
+            .collect()
+    }
+
+    /// Newer than 2.42: the slices' own labels (2.48), endpoint node and zone (2.52), the
+    /// init flag on endpoint roles (3.0).
+    fn newer_than_oracle(role: &str, name: &str) -> bool {
+        let n = name.trim_start_matches(PREFIX);
+        role == "endpointslice"
+            && (n.starts_with("endpointslice_label")
+                || n.starts_with("endpointslice_annotation")
+                || n == "endpointslice_endpoint_node_name"
+                || n == "endpointslice_endpoint_zone"
+                || n == "pod_container_init")
+    }
+
+    fn flatten(role: &str, groups: &[TargetGroup]) -> BTreeSet<Vec<(String, String)>> {
+        let mut out = BTreeSet::new();
+        for g in groups {
+            for t in &g.targets {
+                let mut m: BTreeMap<String, String> = BTreeMap::new();
+                for l in g.labels.iter().chain(t.iter()) {
+                    m.insert(l.name.clone(), l.value.clone());
+                }
+                // Init containers' ports became endpointslice targets in 3.0.
+                let init = format!("{PREFIX}pod_container_init");
+                if role == "endpointslice" && m.get(&init).is_some_and(|v| v == "true") {
+                    continue;
+                }
+                // An empty value is no label (Prometheus drops them before showing them).
+                m.retain(|k, v| !v.is_empty() && !newer_than_oracle(role, k));
+                out.insert(m.into_iter().collect());
+            }
+        }
+        out
+    }
+
+    fn expected(role: &str) -> BTreeSet<Vec<(String, String)>> {
+        let path = Path::new(env!("CARGO_MANIFEST_DIR")).join(format!("tests/kubernetes/expected_{role}.json"));
+        let v: Vec<BTreeMap<String, String>> = serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap();
+        v.into_iter().map(|m| m.into_iter().filter(|(_, v)| !v.is_empty()).collect()).collect()
+    }
+
+    fn assert_same(role: &str, have: BTreeSet<Vec<(String, String)>>) {
+        let want = expected(role);
+        let missing: Vec<_> = want.difference(&have).collect();
+        let extra: Vec<_> = have.difference(&want).collect();
+        assert!(missing.is_empty() && extra.is_empty(), "{role}: missing {missing:#?}\nextra {extra:#?}");
+    }
+
+    #[test]
+    fn pod_role_matches_prometheus() {
+        let pods: Vec<Pod> = items("20-pods.json", "Pod");
+        assert_same("pod", flatten("pod", &pods.iter().map(pod_group).collect::<Vec<_>>()));
+    }
+
+    #[test]
+    fn endpointslice_role_matches_prometheus() {
+        let pods: Vec<Pod> = items("20-pods.json", "Pod");
+        let services: Vec<Service> = items("30-services.json", "Service");
+        let slices: Vec<EndpointSlice> = items("50-endpointslices.json", "EndpointSlice");
+        let key = |m: &ObjectMeta, ns: &str, name: &str| namespace_of(m) == ns && name_of(m) == name;
+        let groups: Vec<TargetGroup> = slices
+            .iter()
+            .map(|s| {
+                endpointslice_group(
+                    s,
+                    |ns, n| pods.iter().find(|p| key(&p.metadata, ns, n)),
+                    |ns, n| services.iter().find(|v| key(&v.metadata, ns, n)),
+                )
+            })
+            .collect();
+        assert_same("endpointslice", flatten("endpointslice", &groups));
+    }
+
+    #[test]
+    fn service_role_matches_prometheus() {
+        let services: Vec<Service> = items("30-services.json", "Service");
+        assert_same("service", flatten("service", &services.iter().map(service_group).collect::<Vec<_>>()));
+    }
+
+    #[test]
+    fn node_role_matches_prometheus() {
+        let nodes: Vec<Node> = items("10-nodes.json", "Node");
+        assert_same("node", flatten("node", &nodes.iter().filter_map(node_group).collect::<Vec<_>>()));
+    }
+}
