@@ -36,6 +36,22 @@ enum Command {
     },
     /// Print the CustomResourceDefinitions of Monitor, AlertRule and AlertRoute.
     Crds,
+    /// Write prometheus.yml, rules/*.yml and alertmanager.yml equivalent to a monitors dir.
+    Generate {
+        #[arg(long = "monitors-dir")]
+        monitors_dir: PathBuf,
+        #[arg(long)]
+        out: PathBuf,
+        /// Where the selected workloads run: swarm or kubernetes.
+        #[arg(long, default_value = "kubernetes")]
+        platform: String,
+        /// The router configuration the AlertRoutes are grafted onto.
+        #[arg(long = "router-config")]
+        router_config: Option<PathBuf>,
+        /// The Docker API Prometheus reads (swarm).
+        #[arg(long = "swarm-host", default_value = "unix:///var/run/docker.sock")]
+        swarm_host: String,
+    },
     /// Run unit tests.
     Test {
         #[command(subcommand)]
@@ -275,6 +291,79 @@ fn check_rules(files: &[PathBuf]) -> ExitCode {
     if failed { ExitCode::from(1) } else { ExitCode::SUCCESS }
 }
 
+fn generate(
+    dir: &std::path::Path,
+    out: &std::path::Path,
+    platform: &str,
+    router: Option<&std::path::Path>,
+    swarm_host: &str,
+) -> ExitCode {
+    use vigie::operator::{Context, MonitorSet, compile::Platform, files};
+    let platform = match platform {
+        "swarm" => Platform::Swarm { host: swarm_host.to_string() },
+        "kubernetes" => Platform::Kubernetes,
+        other => {
+            eprintln!("--platform {other:?}: swarm or kubernetes");
+            return ExitCode::from(2);
+        }
+    };
+    let docs = match files::read_dir(dir) {
+        Ok(d) => d,
+        Err(e) => {
+            eprintln!("{e}");
+            return ExitCode::from(1);
+        }
+    };
+    let base = match router {
+        Some(p) => match vigie::alert::config::read_file(p) {
+            Ok(f) => f,
+            Err(e) => {
+                eprintln!("{e}");
+                return ExitCode::from(1);
+            }
+        },
+        None => vigie::alert::config::default_file(),
+    };
+    let check = |_: &vigie::config::ScrapeConfig| Ok(());
+    let router_dir = router.and_then(|p| p.parent()).unwrap_or(std::path::Path::new("."));
+    let ctx = Context {
+        platform,
+        secrets: Default::default(),
+        rule_defaults: Default::default(),
+        router_base: &base,
+        router_dir,
+        check_job: &check,
+    };
+    let (set, desired) = MonitorSet::default().load(docs, &ctx);
+    let mut failed = false;
+    for r in set.reports.iter().filter(|r| r.error.is_some()) {
+        eprintln!("{} ({}): left out", r.error.as_deref().unwrap_or_default(), r.key);
+        failed = true;
+    }
+    let written = match vigie::operator::generate::files(&set, &desired, &base) {
+        Ok(f) => f,
+        Err(e) => {
+            eprintln!("{e}");
+            return ExitCode::from(1);
+        }
+    };
+    for (path, text) in written {
+        let p = out.join(&path);
+        if let Some(parent) = p.parent()
+            && let Err(e) = std::fs::create_dir_all(parent)
+        {
+            eprintln!("{}: {e}", parent.display());
+            return ExitCode::from(1);
+        }
+        if let Err(e) = std::fs::write(&p, text) {
+            eprintln!("{}: {e}", p.display());
+            return ExitCode::from(1);
+        }
+        println!("wrote {}", p.display());
+    }
+    if failed { ExitCode::from(1) } else { ExitCode::SUCCESS }
+}
+
 /// `vigie check monitors`: every object's outcome, as `--monitors-dir` would load it.
 fn check_monitors(paths: &[PathBuf]) -> ExitCode {
     use vigie::operator::{Context, MonitorSet, compile::Platform, files};
@@ -408,6 +497,9 @@ fn main() -> ExitCode {
         None => run(cli.run),
         Some(Command::Run(args)) => run(args),
         Some(Command::Check { what }) => return check(what),
+        Some(Command::Generate { monitors_dir, out, platform, router_config, swarm_host }) => {
+            return generate(&monitors_dir, &out, &platform, router_config.as_deref(), &swarm_host);
+        }
         Some(Command::Crds) => {
             print!("{}", vigie::operator::crd::crds_yaml());
             return ExitCode::SUCCESS;

@@ -7,6 +7,7 @@
 pub mod compile;
 pub mod crd;
 pub mod files;
+pub mod generate;
 pub mod kube;
 
 use std::collections::{BTreeMap, HashMap};
@@ -68,7 +69,7 @@ pub struct Context<'a> {
 /// The objects of the last successful load, by key, with where they were read.
 #[derive(Clone, Default)]
 pub struct MonitorSet {
-    good: BTreeMap<ObjectKey, (Object, String, u64)>,
+    pub(crate) good: BTreeMap<ObjectKey, (Object, String, u64)>,
     pub reports: Vec<ObjectReport>,
 }
 

@@ -13,17 +13,18 @@ pub fn source_name(r: &AlertRule) -> String {
     format!("alertrule/{}/{}", namespace_of(&r.metadata), r.metadata.name.clone().unwrap_or_default())
 }
 
-/// The groups in rule-file form, with the namespace label enforced.
-fn rule_file_yaml(r: &AlertRule, ns: &str) -> String {
+/// The groups in rule-file form, with the namespace label on every rule (a rule's own
+/// labels win over its group's, and group labels need Prometheus 3).
+pub fn rule_file_yaml(r: &AlertRule, ns: &str) -> String {
     let groups: Vec<serde_json::Value> = r
         .spec
         .groups
         .iter()
         .map(|g| {
             let mut v = serde_json::to_value(g).unwrap_or_default();
-            v["labels"]["namespace"] = serde_json::Value::String(ns.to_string());
             if let Some(rules) = v["rules"].as_array_mut() {
                 for rule in rules {
+                    rule["labels"]["namespace"] = serde_json::Value::String(ns.to_string());
                     // Numbers are expressions too (`expr: 1`).
                     if let Some(n) = rule["expr"].as_i64() {
                         rule["expr"] = serde_json::Value::String(n.to_string());

@@ -101,7 +101,13 @@ fn selector_rules(sel: &LabelSelector, out: &mut Vec<PromRelabel>) -> Result<(),
 /// The selection and labelling rules for Swarm tasks.
 fn swarm_rules(m: &Monitor, ep: &Endpoint, ns: &str) -> Result<Vec<PromRelabel>, String> {
     let spec = &m.spec;
-    let mut out = vec![filter("keep", &[&format!("{S}task_desired_state")], "running")];
+    // What vigie's own watch already leaves out, spelt out for a generated prometheus.yml:
+    // tasks that should not run, host-mode port targets (no network), the ingress network.
+    let mut out = vec![
+        filter("keep", &[&format!("{S}task_desired_state")], "running"),
+        filter("keep", &[&format!("{S}network_id")], ".+"),
+        filter("drop", &[&format!("{S}network_ingress")], "true"),
+    ];
     if let Some(nsel) = &spec.namespace_selector {
         if nsel.own {
             out.push(filter("keep", &[STACK], &regex::escape(ns)));
