@@ -21,5 +21,8 @@ else
   cargo test --no-fail-fast
 fi
 
+step "Helm chart: lint, render and validate offline (tests/chart/check.sh)"
+tests/chart/check.sh
+
 step "fuzz target builds (fuzz/fuzz_targets/exposition.rs)"
 cargo check --manifest-path fuzz/Cargo.toml --bins

@@ -289,7 +289,10 @@ pub async fn run(opts: RunOptions) -> Result<(), AppError> {
     } else {
         None
     };
-    let kube_objects = kube_client.as_ref().map(crate::operator::kube::ObjectStores::start);
+    let kube_objects = match &kube_client {
+        Some(c) => Some(crate::operator::kube::ObjectStores::start(c).await),
+        None => None,
+    };
     if kubernetes {
         tracing::info!("Kubernetes mode: Monitor, AlertRule and AlertRoute objects are watched in every namespace");
     }

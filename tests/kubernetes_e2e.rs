@@ -26,6 +26,7 @@ fn start_fake(dir: &Path, objects: &Path) -> FakeApi {
         .arg("0")
         .arg("--objects")
         .arg(objects)
+        .arg("--prometheus-operator-crds")
         .stdout(Stdio::piped())
         .stderr(log)
         .spawn()
@@ -98,6 +99,13 @@ fn monitors_in_the_cluster_are_scraped_followed_and_get_their_status() {
         {"apiVersion": "vigie.dev/v1alpha1", "kind": "Monitor",
          "metadata": {"name": "web", "namespace": "shop"},
          "spec": {"selector": {"matchLabels": {"app": "web"}}, "endpoints": [{"port": "metrics", "interval": "1s"}]}},
+        {"apiVersion": "monitoring.coreos.com/v1", "kind": "PodMonitor",
+         "metadata": {"name": "db", "namespace": "shop"},
+         "spec": {"selector": {"matchLabels": {"app": "db"}}, "podMetricsEndpoints": [{"port": "metrics", "interval": "1s"}]}},
+        {"apiVersion": "monitoring.coreos.com/v1", "kind": "PrometheusRule",
+         "metadata": {"name": "po-rules", "namespace": "shop"},
+         "spec": {"groups": [{"name": "po", "interval": "1s", "partial_response_strategy": "warn",
+                              "rules": [{"record": "shop:app_up:sum", "expr": "sum(app_up)"}]}]}},
         {"apiVersion": "vigie.dev/v1alpha1", "kind": "AlertRule",
          "metadata": {"name": "rules", "namespace": "shop"},
          "spec": {"groups": [{"name": "shop", "interval": "1s", "rules": [{"alert": "Up", "expr": "app_up == 1"}]}]}}
@@ -131,6 +139,20 @@ fn monitors_in_the_cluster_are_scraped_followed_and_get_their_status() {
     assert_eq!(l["job"], "shop/web");
     assert_eq!(l["endpoint"], "metrics");
     assert_eq!(targets(&v, pool).len(), 1, "the db pod is not selected");
+
+    // prometheus-operator's objects are read natively, with its job names and labels.
+    let db_target = eventually(Duration::from_secs(20), "the PodMonitor's pod scraped", || {
+        targets(&v, "podMonitor/shop/db/0").into_iter().find(|t| t["health"] == "up")
+    });
+    assert_eq!(db_target["labels"]["job"], "shop/db");
+    assert_eq!(db_target["labels"]["pod"], "db-1");
+    let rules: Value = serde_json::from_str(&v.get("/api/v1/rules").body).unwrap();
+    assert!(
+        rules["data"]["groups"].as_array().unwrap().iter().any(|g| g["file"] == "prometheusrule/shop/po-rules"),
+        "{rules}"
+    );
+    let po_status = api.get("/apis/monitoring.coreos.com/v1/namespaces/shop/podmonitors/db");
+    assert!(po_status["status"].is_null(), "vigie does not write prometheus-operator's objects: {po_status}");
 
     // A new pod: found through the watch.
     let start = Instant::now();

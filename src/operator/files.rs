@@ -11,7 +11,11 @@ use std::path::{Path, PathBuf};
 
 use kube::CustomResourceExt;
 
+use super::crd::prometheus_operator::{PodMonitor, PrometheusRule, ServiceMonitor};
 use super::crd::{API_VERSION, AlertRoute, AlertRule, Monitor};
+
+/// prometheus-operator's `apiVersion`.
+pub const PO_API_VERSION: &str = "monitoring.coreos.com/v1";
 
 /// One of vigie's objects.
 #[derive(Clone, Debug)]
@@ -20,6 +24,10 @@ pub enum Object {
     Monitor(Monitor),
     AlertRule(AlertRule),
     AlertRoute(AlertRoute),
+    /// prometheus-operator's, read natively.
+    ServiceMonitor(ServiceMonitor),
+    PodMonitor(PodMonitor),
+    PrometheusRule(PrometheusRule),
 }
 
 /// Kind, namespace and name: what identifies an object across reloads.
@@ -165,6 +173,21 @@ fn parse_document(doc: &str, first_line: u64) -> (Option<ObjectKey>, Result<Obje
     });
     let at = |line: u64, message: String| Err(format!("{line}: {message}"));
     let api_version = str_at(&value, &["apiVersion"]).unwrap_or_default();
+    if api_version == PO_API_VERSION && name.is_empty() {
+        return (key, at(first_line, "metadata.name: required".into()));
+    }
+    if api_version == PO_API_VERSION {
+        let typed = match kind.as_str() {
+            "ServiceMonitor" => serde_json::from_value(value).map(Object::ServiceMonitor),
+            "PodMonitor" => serde_json::from_value(value).map(Object::PodMonitor),
+            "PrometheusRule" => serde_json::from_value(value).map(Object::PrometheusRule),
+            other => {
+                let line = line_of(doc, first_line, "kind");
+                return (key, at(line, format!("kind {other:?} of {PO_API_VERSION} is not read by vigie")));
+            }
+        };
+        return (key, typed.map_err(|e| format!("{first_line}: {kind} {name}: {e}")));
+    }
     if api_version != API_VERSION {
         return (
             key,

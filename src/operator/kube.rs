@@ -16,6 +16,7 @@ use serde::de::DeserializeOwned;
 use tokio::sync::watch;
 
 use super::ObjectReport;
+use super::crd::prometheus_operator::{PodMonitor, PrometheusRule, ServiceMonitor};
 use super::crd::{API_VERSION, AlertRoute, AlertRule, Monitor, condition};
 use super::files::{Document, Object, ObjectKey};
 
@@ -25,6 +26,8 @@ pub struct ObjectStores {
     pub monitors: Store<Monitor>,
     pub rules: Store<AlertRule>,
     pub routes: Store<AlertRoute>,
+    /// prometheus-operator's objects, when its CRDs are installed.
+    pub operator: Option<(Store<ServiceMonitor>, Store<PodMonitor>, Store<PrometheusRule>)>,
     pub changes: watch::Receiver<u64>,
 }
 
@@ -59,12 +62,29 @@ where
 }
 
 impl ObjectStores {
-    pub fn start(client: &Client) -> ObjectStores {
+    /// Starts the watches; prometheus-operator's kinds only when the API serves them.
+    pub async fn start(client: &Client) -> ObjectStores {
         let (raw_tx, mut raw_rx) = watch::channel(0u64);
         let raw_tx = Arc::new(raw_tx);
         let monitors = watch_kind::<Monitor>(client, raw_tx.clone());
         let rules = watch_kind::<AlertRule>(client, raw_tx.clone());
-        let routes = watch_kind::<AlertRoute>(client, raw_tx);
+        let routes = watch_kind::<AlertRoute>(client, raw_tx.clone());
+        let operator = match client.list_api_group_resources(super::files::PO_API_VERSION).await {
+            Ok(_) => {
+                tracing::info!(
+                    "prometheus-operator's CRDs found: ServiceMonitor, PodMonitor and PrometheusRule are read too"
+                );
+                Some((
+                    watch_kind::<ServiceMonitor>(client, raw_tx.clone()),
+                    watch_kind::<PodMonitor>(client, raw_tx.clone()),
+                    watch_kind::<PrometheusRule>(client, raw_tx),
+                ))
+            }
+            Err(e) => {
+                tracing::debug!(error = %e, "no prometheus-operator CRDs");
+                None
+            }
+        };
         let (tx, changes) = watch::channel(0u64);
         tokio::spawn(async move {
             while raw_rx.changed().await.is_ok() {
@@ -73,7 +93,7 @@ impl ObjectStores {
                 tx.send_replace(g);
             }
         });
-        ObjectStores { monitors, rules, routes, changes }
+        ObjectStores { monitors, rules, routes, operator, changes }
     }
 
     /// Every cached object as a document (no file, no line).
@@ -94,6 +114,17 @@ impl ObjectStores {
         }
         for r in self.routes.state() {
             docs.push(doc(key("AlertRoute", &r.metadata), Object::AlertRoute(r.as_ref().clone())));
+        }
+        if let Some((sm, pm, pr)) = &self.operator {
+            for o in sm.state() {
+                docs.push(doc(key("ServiceMonitor", &o.metadata), Object::ServiceMonitor(o.as_ref().clone())));
+            }
+            for o in pm.state() {
+                docs.push(doc(key("PodMonitor", &o.metadata), Object::PodMonitor(o.as_ref().clone())));
+            }
+            for o in pr.state() {
+                docs.push(doc(key("PrometheusRule", &o.metadata), Object::PrometheusRule(o.as_ref().clone())));
+            }
         }
         docs.sort_by(|a, b| a.key.cmp(&b.key));
         docs
@@ -171,7 +202,8 @@ impl StatusWriter {
     }
 
     pub async fn write(&self, stores: &ObjectStores, reports: &[ObjectReport], targets: &TargetCounts) {
-        for r in reports {
+        // vigie writes the status of its own kinds only.
+        for r in reports.iter().filter(|r| matches!(r.key.kind.as_str(), "Monitor" | "AlertRule" | "AlertRoute")) {
             let generation = stores.generation(&r.key);
             let status = status_of(r, generation, targets);
             if self.written.lock().get(&r.key).map(comparable) == Some(comparable(&status)) {

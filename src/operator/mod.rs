@@ -80,6 +80,19 @@ enum Compiled {
     Route(Graft),
 }
 
+/// A ServiceMonitor or PodMonitor, compiled as the `Monitor` it means, with the
+/// operator's job names.
+fn po_monitor(m: &crd::Monitor, prefix: &str, ctx: &Context) -> (Result<Compiled, String>, Vec<GroupStatus>) {
+    let r = compile::monitor::scrape_configs(m, &ctx.platform, &ctx.secrets).and_then(|mut scs| {
+        for sc in &mut scs {
+            sc.job_name = compile::prometheus_operator::job_prefix(&sc.job_name, prefix);
+            (ctx.check_job)(sc)?;
+        }
+        Ok(Compiled::Monitor(scs))
+    });
+    (r, Vec::new())
+}
+
 fn compile_object(obj: &Object, ctx: &Context) -> (Result<Compiled, String>, Vec<GroupStatus>) {
     match obj {
         Object::Monitor(m) => {
@@ -94,6 +107,17 @@ fn compile_object(obj: &Object, ctx: &Context) -> (Result<Compiled, String>, Vec
         Object::AlertRule(r) => {
             let (groups, statuses) = compile::alert_rule::rule_groups(r, &ctx.rule_defaults);
             let name = compile::alert_rule::source_name(r);
+            (groups.map(|g| Compiled::Rules(name, g, statuses.clone())), statuses)
+        }
+        Object::ServiceMonitor(s) => {
+            po_monitor(&compile::prometheus_operator::service_monitor(s), "serviceMonitor", ctx)
+        }
+        Object::PodMonitor(p) => po_monitor(&compile::prometheus_operator::pod_monitor(p), "podMonitor", ctx),
+        Object::PrometheusRule(r) => {
+            let r = compile::prometheus_operator::prometheus_rule(r);
+            let (groups, statuses) =
+                compile::alert_rule::rule_groups_as(&r, &ctx.rule_defaults, "prometheusrule", false);
+            let name = compile::alert_rule::source_name_as(&r, "prometheusrule");
             (groups.map(|g| Compiled::Rules(name, g, statuses.clone())), statuses)
         }
         Object::AlertRoute(r) => {

@@ -59,6 +59,8 @@ fn task(stack: &str, service_labels: &[(&str, &str)], container_labels: &[(&str,
         ("__meta_dockerswarm_task_slot".into(), "2".into()),
         ("__meta_dockerswarm_service_name".into(), format!("{stack}_web")),
         ("__meta_dockerswarm_node_hostname".into(), "worker-1".into()),
+        ("__meta_dockerswarm_network_id".into(), "net1".into()),
+        ("__meta_dockerswarm_network_ingress".into(), "false".into()),
         ("__meta_dockerswarm_service_label_com_docker_stack_namespace".into(), stack.into()),
     ];
     for (k, v) in service_labels {

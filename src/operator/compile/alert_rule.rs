@@ -10,7 +10,12 @@ use super::monitor::namespace_of;
 
 /// The name an object's groups carry where a rule file name would be (`/api/v1/rules`).
 pub fn source_name(r: &AlertRule) -> String {
-    format!("alertrule/{}/{}", namespace_of(&r.metadata), r.metadata.name.clone().unwrap_or_default())
+    source_name_as(r, "alertrule")
+}
+
+/// As [`source_name`], for a PrometheusRule (`prometheusrule/<ns>/<name>`).
+pub fn source_name_as(r: &AlertRule, kind: &str) -> String {
+    format!("{kind}/{}/{}", namespace_of(&r.metadata), r.metadata.name.clone().unwrap_or_default())
 }
 
 /// The groups in rule-file form, with the namespace label on every rule (a rule's own
@@ -37,6 +42,27 @@ pub fn rule_file_yaml(r: &AlertRule, ns: &str) -> String {
     serde_saphyr::to_string(&serde_json::json!({ "groups": groups })).unwrap_or_default()
 }
 
+/// The groups in rule-file form, as written.
+pub fn rule_file_yaml_plain(r: &AlertRule) -> String {
+    let groups: Vec<serde_json::Value> = r
+        .spec
+        .groups
+        .iter()
+        .map(|g| {
+            let mut v = serde_json::to_value(g).unwrap_or_default();
+            if let Some(rules) = v["rules"].as_array_mut() {
+                for rule in rules {
+                    if let Some(n) = rule["expr"].as_i64() {
+                        rule["expr"] = serde_json::Value::String(n.to_string());
+                    }
+                }
+            }
+            v
+        })
+        .collect();
+    serde_saphyr::to_string(&serde_json::json!({ "groups": groups })).unwrap_or_default()
+}
+
 /// Drops the `file:line:col: ` of an error found in the generated text: the lines are
 /// not the user's.
 fn without_position(e: &str, file: &str) -> String {
@@ -49,12 +75,22 @@ fn without_position(e: &str, file: &str) -> String {
 /// The validated groups of one AlertRule, with a status line per group; `Err` when any
 /// group or rule is invalid (the message names the first).
 pub fn rule_groups(r: &AlertRule, defaults: &GroupDefaults) -> (Result<Vec<GroupDef>, String>, Vec<GroupStatus>) {
+    rule_groups_as(r, defaults, "alertrule", true)
+}
+
+/// As [`rule_groups`], named `<kind>/<ns>/<name>`, with or without the namespace label.
+pub fn rule_groups_as(
+    r: &AlertRule,
+    defaults: &GroupDefaults,
+    kind: &str,
+    enforce_namespace: bool,
+) -> (Result<Vec<GroupDef>, String>, Vec<GroupStatus>) {
     let ns = namespace_of(&r.metadata);
-    let file = source_name(r);
+    let file = source_name_as(r, kind);
     if r.spec.groups.is_empty() {
         return (Err("spec.groups: at least one group is required".into()), Vec::new());
     }
-    let text = rule_file_yaml(r, &ns);
+    let text = if enforce_namespace { rule_file_yaml(r, &ns) } else { rule_file_yaml_plain(r) };
     let mut groups = match crate::rules::file::parse(&text, &file, defaults) {
         Ok(g) => g,
         Err(e) => {
@@ -80,8 +116,10 @@ pub fn rule_groups(r: &AlertRule, defaults: &GroupDefaults) -> (Result<Vec<Group
             }
             // A rule's own labels override its group's: enforce the namespace last, so no
             // rule can raise alerts for another namespace.
-            rule.labels.retain(|(k, _)| k != "namespace");
-            rule.labels.push(("namespace".to_string(), ns.clone()));
+            if enforce_namespace {
+                rule.labels.retain(|(k, _)| k != "namespace");
+                rule.labels.push(("namespace".to_string(), ns.clone()));
+            }
         }
         let error = g.errors().next().map(str::to_string);
         if first_error.is_none() {

@@ -6,6 +6,7 @@
 pub mod alert_route;
 pub mod alert_rule;
 pub mod monitor;
+pub mod prometheus_operator;
 
 use std::path::PathBuf;
 

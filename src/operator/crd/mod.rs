@@ -12,6 +12,7 @@ mod alert_route;
 mod alert_rule;
 mod common;
 mod monitor;
+pub mod prometheus_operator;
 
 pub use alert_route::{AlertRoute, AlertRouteSpec, AlertRouteStatus};
 pub use alert_rule::{AlertRule, AlertRuleSpec, AlertRuleStatus, GroupStatus, RuleGroup, RuleSpec};

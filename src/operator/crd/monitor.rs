@@ -56,8 +56,9 @@ pub struct RelabelConfig {
     /// replace, keep, drop, keepequal, dropequal, hashmod, labelmap, labeldrop, labelkeep,
     /// lowercase or uppercase (any case).
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    // Spelt out case by case: `(?i)` is Go and Rust regex syntax but not JSON Schema's.
     #[schemars(regex(
-        pattern = r"^(?i)(replace|keep|drop|keepequal|dropequal|hashmod|labelmap|labeldrop|labelkeep|lowercase|uppercase)$"
+        pattern = r"^([Rr]eplace|[Kk]eep|[Dd]rop|[Kk]eep[Ee]qual|[Dd]rop[Ee]qual|[Hh]ash[Mm]od|[Ll]abel[Mm]ap|[Ll]abel[Dd]rop|[Ll]abel[Kk]eep|[Ll]ower[Cc]ase|[Uu]pper[Cc]ase)$"
     ))]
     pub action: Option<String>,
 }
