@@ -198,7 +198,9 @@ fn monitors_in_the_cluster_are_scraped_followed_and_get_their_status() {
     // Status: accepted, with its targets.
     let mon = eventually(Duration::from_secs(20), "the Monitor's status", || {
         let m = api.get("/apis/vigie.dev/v1alpha1/namespaces/shop/monitors/web");
-        (m["status"]["targetsUp"] == 2).then_some(m)
+        // Written on changes and every 5 s: wait for the state after web-3 left.
+        let settled = m["status"]["targetsUp"] == 2 && m["status"]["targetsSelected"] == 2;
+        (settled && condition(&m, "Ready").is_some_and(|c| c["status"] == "True")).then_some(m)
     });
     assert_eq!(condition(&mon, "Accepted").unwrap()["status"], "True");
     assert_eq!(condition(&mon, "Ready").unwrap()["status"], "True");
