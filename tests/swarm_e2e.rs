@@ -98,7 +98,9 @@ fn labelled_services_are_found_scaled_and_removed() {
     let image = build_image(&tag, dir.path());
     let net = format!("vigie-e2e-{tag}");
     let (app, other, vigie) = (format!("app-{tag}"), format!("other-{tag}"), format!("vigie-{tag}"));
-    let _cleanup = Cleanup { services: vec![vigie.clone(), app.clone(), other.clone()], network: net.clone() };
+    let lost = format!("lost-{tag}");
+    let _cleanup =
+        Cleanup { services: vec![vigie.clone(), app.clone(), other.clone(), lost.clone()], network: net.clone() };
     docker(&["network", "create", "-d", "overlay", "--attachable", &net]);
 
     // Two copies of vigie serving their own /metrics on 9100: one labelled, one not.
@@ -197,6 +199,26 @@ fn labelled_services_are_found_scaled_and_removed() {
     assert!(l["instance"].as_str().unwrap().ends_with(":9100"), "{selected}");
     let pools: Vec<Value> = targets(port).into_iter().filter(|t| t["scrapePool"] == "monitor/shop/plain/0").collect();
     assert_eq!(pools.len(), 1, "only the selected service: {pools:?}");
+
+    // A labelled service on no network vigie shares: reported next to the targets.
+    let mut lonely = vec!["service", "create", "-d", "--name", &lost, "--mount", "type=tmpfs,dst=/data"];
+    lonely.extend(["--label", "vigie.scrape=true", "--label", "vigie.port=9100", &image]);
+    lonely.extend(target_args);
+    docker(&lonely);
+    let errors = eventually(Duration::from_secs(60), "the unreachable service in discoveryErrors", || {
+        let r = http("GET", port, "/api/v1/targets", None).ok()?;
+        let j: Value = serde_json::from_str(&r.body).ok()?;
+        let e = j["data"]["discoveryErrors"].as_array()?.clone();
+        e.iter().any(|e| e["error"].as_str().is_some_and(|m| m.contains(&lost))).then_some(e)
+    });
+    assert!(errors.iter().any(|e| e["error"].as_str().unwrap().contains("shares no network with vigie")), "{errors:?}");
+    docker(&["service", "rm", &lost]);
+    eventually(Duration::from_secs(60), "the report cleared after the removal", || {
+        let r = http("GET", port, "/api/v1/targets", None).ok()?;
+        let j: Value = serde_json::from_str(&r.body).ok()?;
+        let e = j["data"]["discoveryErrors"].as_array()?.clone();
+        (!e.iter().any(|e| e["error"].as_str().is_some_and(|m| m.contains(&lost)))).then_some(())
+    });
 
     // Scale to 3: three targets.
     let start = Instant::now();

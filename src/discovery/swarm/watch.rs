@@ -247,13 +247,29 @@ impl Provider for SwarmAutoProvider {
 
     fn run(self: Box<Self>, tx: GroupSender) -> Pin<Box<dyn Future<Output = ()> + Send>> {
         let mut warned: HashSet<String> = HashSet::new();
+        let mut reported: HashSet<String> = HashSet::new();
         Box::pin(follow(self.settings.clone(), tx, move |view| {
             let (groups, unreachable) = auto::targets(&view.snap, &view.reach);
+            let mut now: HashSet<String> = HashSet::new();
             for u in unreachable {
                 if warned.insert(u.task.clone()) {
                     tracing::warn!(service = %u.service, task = %u.task, "a labelled task shares no network with vigie; attach the service to vigie's network");
                 }
+                now.insert(u.service);
             }
+            // Shown next to the targets (`discoveryErrors`) until the service is reachable.
+            for service in &now {
+                status::failed(
+                    &format!("swarm:unreachable:{service}"),
+                    &format!(
+                        "service {service:?} is labelled for scraping but shares no network with vigie; attach it to vigie's network"
+                    ),
+                );
+            }
+            for gone in reported.difference(&now) {
+                status::ok(&format!("swarm:unreachable:{gone}"));
+            }
+            reported = now;
             groups
         }))
     }
