@@ -238,3 +238,114 @@ impl StatusWriter {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    //! The status writes as the API server sees them, through kube's `tower-test` mock: the
+    //! exact request, and no request when nothing changed.
+    use std::time::Duration;
+
+    use http::{Request, Response};
+    use kube::client::Body;
+    use kube::runtime::reflector::store::Writer;
+
+    use super::*;
+
+    fn report(accepted: bool, error: Option<&str>) -> ObjectReport {
+        ObjectReport {
+            key: ObjectKey { kind: "Monitor".into(), namespace: "shop".into(), name: "web".into() },
+            file: String::new(),
+            line: 0,
+            accepted,
+            error: error.map(str::to_string),
+            running_last_good: error.is_some(),
+            jobs: vec!["monitor/shop/web/0".into()],
+            groups: Vec::new(),
+        }
+    }
+
+    fn stores() -> ObjectStores {
+        let mut w: Writer<Monitor> = Default::default();
+        let mut m = Monitor::new("web", Default::default());
+        m.metadata.namespace = Some("shop".into());
+        m.metadata.generation = Some(3);
+        w.apply_watcher_event(&watcher::Event::Apply(m));
+        let (_, changes) = watch::channel(0);
+        ObjectStores {
+            monitors: w.as_reader(),
+            rules: Writer::<AlertRule>::default().as_reader(),
+            routes: Writer::<AlertRoute>::default().as_reader(),
+            operator: None,
+            changes,
+        }
+    }
+
+    type Handle = tower_test::mock::Handle<Request<Body>, Response<Body>>;
+
+    async fn next(handle: &mut Handle, code: u16) -> (Request<Body>, serde_json::Value) {
+        let (req, send) = handle.next_request().await.expect("a request");
+        let (parts, body) = req.into_parts();
+        let bytes = body.collect_bytes().await.unwrap();
+        let json: serde_json::Value = serde_json::from_slice(&bytes).unwrap();
+        let reply = if code == 200 {
+            serde_json::json!({"apiVersion": API_VERSION, "kind": "Monitor", "metadata": {"name": "web", "namespace": "shop"}, "spec": {"endpoints": []}})
+        } else {
+            serde_json::json!({"kind": "Status", "apiVersion": "v1", "status": "Failure", "message": "boom", "reason": "InternalError", "code": code})
+        };
+        send.send_response(Response::builder().status(code).body(Body::from(reply.to_string().into_bytes())).unwrap());
+        (Request::from_parts(parts, Body::empty()), json)
+    }
+
+    #[tokio::test]
+    async fn status_is_applied_once_per_change_and_retried_after_a_failure() {
+        let (mock, mut handle) = tower_test::mock::pair::<Request<Body>, Response<Body>>();
+        let writer = Arc::new(StatusWriter::new(Client::new(mock, "default")));
+        let stores = stores();
+        let counts: TargetCounts = [("monitor/shop/web/0".to_string(), (2, 1))].into_iter().collect();
+
+        let (w, s, c) = (writer.clone(), stores.clone(), counts.clone());
+        let task = tokio::spawn(async move { w.write(&s, &[report(true, None)], &c).await });
+        let (req, body) = next(&mut handle, 200).await;
+        task.await.unwrap();
+        assert_eq!(req.method(), "PATCH");
+        assert_eq!(req.uri().path(), "/apis/vigie.dev/v1alpha1/namespaces/shop/monitors/web/status");
+        let query = req.uri().query().unwrap_or_default();
+        assert!(query.contains("fieldManager=vigie") && query.contains("force=true"), "{query}");
+        assert_eq!(req.headers()["content-type"], "application/apply-patch+yaml");
+        assert_eq!(body["apiVersion"], API_VERSION);
+        assert_eq!(body["kind"], "Monitor");
+        let status = &body["status"];
+        assert_eq!(status["observedGeneration"], 3);
+        assert_eq!(status["targetsSelected"], 2);
+        assert_eq!(status["targetsUp"], 1);
+        let cond = |t: &str| status["conditions"].as_array().unwrap().iter().find(|c| c["type"] == t).cloned().unwrap();
+        assert_eq!(cond("Accepted")["status"], "True");
+        assert_eq!(cond("Ready")["status"], "False");
+        assert_eq!(cond("Ready")["reason"], "TargetsDown");
+        assert_eq!(cond("Ready")["message"], "1 of 2 targets up");
+        assert!(cond("Ready")["lastTransitionTime"].is_string());
+
+        // Nothing changed: no request at all.
+        tokio::time::timeout(Duration::from_secs(1), writer.write(&stores, &[report(true, None)], &counts))
+            .await
+            .expect("no request is made for an unchanged status");
+
+        // A new error: written; the API fails it, so the next round writes it again.
+        let bad = [report(false, Some("spec.endpoints[0].interval: not a duration"))];
+        let (w, s, c, b) = (writer.clone(), stores.clone(), counts.clone(), bad.clone());
+        let task = tokio::spawn(async move { w.write(&s, &b, &c).await });
+        let (_, body) = next(&mut handle, 500).await;
+        task.await.unwrap();
+        assert_eq!(body["status"]["lastError"], "spec.endpoints[0].interval: not a duration");
+        let accepted = body["status"]["conditions"][0].clone();
+        assert_eq!(
+            (accepted["status"].as_str(), accepted["reason"].as_str()),
+            (Some("False"), Some("InvalidSpecLastGoodKept"))
+        );
+        let (w, s, c) = (writer.clone(), stores.clone(), counts.clone());
+        let task = tokio::spawn(async move { w.write(&s, &bad, &c).await });
+        let (_, again) = next(&mut handle, 200).await;
+        task.await.unwrap();
+        assert_eq!(again["status"]["lastError"], body["status"]["lastError"]);
+    }
+}

@@ -198,3 +198,91 @@ impl Provider for KubeProvider {
         })
     }
 }
+
+#[cfg(test)]
+mod tests {
+    //! The pod cache against a scripted API server (kube's `tower-test` mock): initial list,
+    //! a bookmark, an addition, a 410 Gone, and the relist that follows.
+    use http::{Request, Response};
+    use kube::client::Body;
+
+    use super::*;
+
+    fn pod(name: &str, rv: &str) -> serde_json::Value {
+        serde_json::json!({
+            "apiVersion": "v1", "kind": "Pod",
+            "metadata": {"name": name, "namespace": "shop", "resourceVersion": rv, "uid": name,
+                         "managedFields": [{"manager": "kubectl", "operation": "Apply"}]},
+            "spec": {"containers": [{"name": "app", "ports": [{"containerPort": 9100}]}]},
+            "status": {"podIP": "10.0.0.1", "phase": "Running"}
+        })
+    }
+
+    fn list(rv: &str, items: Vec<serde_json::Value>) -> String {
+        serde_json::json!({"apiVersion": "v1", "kind": "PodList", "metadata": {"resourceVersion": rv}, "items": items})
+            .to_string()
+    }
+
+    type Handle = tower_test::mock::Handle<Request<Body>, Response<Body>>;
+
+    async fn answer(handle: &mut Handle, body: String) -> http::Uri {
+        let (req, send) = handle.next_request().await.expect("a request");
+        send.send_response(Response::builder().status(200).body(Body::from(body.into_bytes())).unwrap());
+        req.uri().clone()
+    }
+
+    async fn names_become(store: &Store<Pod>, want: &[&str]) {
+        for _ in 0..200 {
+            let mut names: Vec<String> = store.state().iter().map(|p| p.metadata.name.clone().unwrap()).collect();
+            names.sort();
+            if names == want {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        panic!(
+            "the cache never held {want:?}: {:?}",
+            store.state().iter().map(|p| p.metadata.name.clone()).collect::<Vec<_>>()
+        );
+    }
+
+    #[tokio::test]
+    async fn the_cache_follows_watch_events_and_relists_after_410_gone() {
+        let (mock, mut handle) = tower_test::mock::pair::<Request<Body>, Response<Body>>();
+        let client = Client::new(mock, "default");
+        let (tx, mut generations) = watch::channel(0u64);
+        let store = watch_kind::<Pod>(&client, Arc::new(tx), "pods");
+
+        let uri = answer(&mut handle, list("1", vec![pod("web-1", "1")])).await;
+        assert_eq!(uri.path(), "/api/v1/pods");
+        assert!(!uri.query().unwrap_or_default().contains("watch=true"), "a list first: {uri}");
+        names_become(&store, &["web-1"]).await;
+        assert!(store.state()[0].metadata.managed_fields.is_none(), "managed fields are not cached");
+        assert!(generations.has_changed().unwrap());
+        generations.borrow_and_update();
+
+        let events = [
+            serde_json::json!({"type": "BOOKMARK", "object": {"apiVersion": "v1", "kind": "Pod", "metadata": {"resourceVersion": "5"}}}),
+            serde_json::json!({"type": "ADDED", "object": pod("web-2", "6")}),
+            serde_json::json!({"type": "ERROR", "object": {"kind": "Status", "apiVersion": "v1", "status": "Failure",
+                "message": "too old resource version: 1 (7)", "reason": "Expired", "code": 410}}),
+        ];
+        let body: String = events.iter().map(|e| format!("{e}\n")).collect();
+        let uri = answer(&mut handle, body).await;
+        let query = uri.query().unwrap_or_default().to_string();
+        assert!(query.contains("watch=true") && query.contains("resourceVersion=1"), "{query}");
+        assert!(query.contains("allowWatchBookmarks=true"), "{query}");
+        names_become(&store, &["web-1", "web-2"]).await;
+        assert!(generations.has_changed().unwrap(), "an addition bumps the generation");
+
+        // After the 410 the watcher lists again; web-1 went away meanwhile.
+        let uri = loop {
+            let uri = answer(&mut handle, list("10", vec![pod("web-2", "6")])).await;
+            if !uri.query().unwrap_or_default().contains("watch=true") {
+                break uri;
+            }
+        };
+        assert_eq!(uri.path(), "/api/v1/pods");
+        names_become(&store, &["web-2"]).await;
+    }
+}
