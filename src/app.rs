@@ -122,6 +122,8 @@ struct Reloader {
     kube_objects: Option<crate::operator::kube::ObjectStores>,
     /// Where selected workloads come from.
     platform: Platform,
+    /// On Kubernetes: the referenced Secret keys, written under the data directory.
+    kube_secrets: Mutex<Option<SecretFiles>>,
     /// The objects of the last applied load.
     monitors: Mutex<MonitorSet>,
     monitor_reports: Arc<RwLock<Vec<ObjectReport>>>,
@@ -211,7 +213,14 @@ impl Reloader {
                 let check = |sc: &crate::config::ScrapeConfig| cfg.check_job(sc).map(|_| ());
                 let ctx = Context {
                     platform: self.platform.clone(),
-                    secrets: secret_files(),
+                    secrets: match (&self.platform, self.kube_secrets.lock().clone()) {
+                        (_, Some(s)) => s,
+                        // Until the first read of the cluster's Secrets, none are usable.
+                        (Platform::Kubernetes, None) => {
+                            SecretFiles { namespaced: Some(Default::default()), ..SecretFiles::default() }
+                        }
+                        _ => secret_files(),
+                    },
                     rule_defaults: group_defaults(&cfg),
                     router_base: &base,
                     router_dir: &router_dir,
@@ -368,6 +377,7 @@ pub async fn run(opts: RunOptions) -> Result<(), AppError> {
         monitors_dir: opts.monitors_dir.clone(),
         kube_objects: kube_objects.clone(),
         platform,
+        kube_secrets: Mutex::new(None),
         monitors: Mutex::new(MonitorSet::default()),
         monitor_reports: monitor_reports.clone(),
         reloading: Mutex::new(()),
@@ -393,7 +403,8 @@ pub async fn run(opts: RunOptions) -> Result<(), AppError> {
     let scrape = ScrapeManager::new(head.clone(), metrics.clone(), seed);
     let targets = scrape.view();
     if let (Some(client), Some(objects)) = (kube_client, kube_objects) {
-        spawn_kube_objects(reloader.clone(), objects, client, monitor_reports.clone(), targets.clone());
+        let secrets_dir = opts.data_dir.join("secrets");
+        spawn_kube_objects(reloader.clone(), objects, client, monitor_reports.clone(), targets.clone(), secrets_dir);
     }
     tokio::spawn(scrape.run(config_rx.clone(), groups_rx));
 
@@ -500,20 +511,38 @@ fn spawn_kube_objects(
     client: kube::Client,
     reports: Arc<RwLock<Vec<ObjectReport>>>,
     targets: crate::scrape::TargetsView,
+    secrets_dir: PathBuf,
 ) {
-    let writer = crate::operator::kube::StatusWriter::new(client);
+    let writer = crate::operator::kube::StatusWriter::new(client.clone());
     let mut changes = objects.changes.clone();
     tokio::spawn(async move {
         let mut tick = tokio::time::interval(Duration::from_secs(5));
+        let mut ticks = 0u64;
         loop {
-            tokio::select! {
+            let changed = tokio::select! {
                 r = changes.changed() => {
                     if r.is_err() { return }
                     changes.borrow_and_update();
-                    let rl = reloader.clone();
-                    let _ = tokio::task::spawn_blocking(move || rl.reload()).await;
+                    true
                 }
-                _ = tick.tick() => {}
+                _ = tick.tick() => false,
+            };
+            ticks += 1;
+            // Referenced Secrets are read again on every object change and once a minute.
+            let mut reload = changed;
+            if changed || ticks % 12 == 0 {
+                let wanted = crate::operator::kube::referenced_secrets(&objects);
+                let (available, rotated) = crate::operator::kube::sync_secrets(&client, &wanted, &secrets_dir).await;
+                let files =
+                    SecretFiles { dir: secrets_dir.clone(), directories: Vec::new(), namespaced: Some(available) };
+                let mut current = reloader.kube_secrets.lock();
+                let different = current.as_ref().and_then(|c| c.namespaced.as_ref()) != files.namespaced.as_ref();
+                reload |= rotated || different;
+                *current = Some(files);
+            }
+            if reload {
+                let rl = reloader.clone();
+                let _ = tokio::task::spawn_blocking(move || rl.reload()).await;
             }
             let counts: crate::operator::kube::TargetCounts = targets
                 .read()

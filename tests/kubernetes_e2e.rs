@@ -55,6 +55,28 @@ impl FakeApi {
     }
 }
 
+/// A metrics page that answers only with `Authorization: Bearer <token>`.
+fn start_auth_target(token: &'static str) -> u16 {
+    use std::io::{Read, Write};
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    std::thread::spawn(move || {
+        for mut s in listener.incoming().flatten() {
+            let mut buf = vec![0u8; 8192];
+            let n = s.read(&mut buf).unwrap_or(0);
+            let head = String::from_utf8_lossy(&buf[..n]).to_lowercase();
+            let ok = head.contains(&format!("authorization: bearer {token}"));
+            let resp = if ok {
+                "HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nContent-Length: 9\r\nConnection: close\r\n\r\nsecret 1\n"
+            } else {
+                "HTTP/1.1 401 Unauthorized\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
+            };
+            let _ = s.write_all(resp.as_bytes());
+        }
+    });
+    port
+}
+
 fn pod(name: &str, app: &str, port: u16) -> Value {
     json!({
         "apiVersion": "v1", "kind": "Pod",
@@ -93,9 +115,18 @@ fn monitors_in_the_cluster_are_scraped_followed_and_get_their_status() {
     let web1 = MetricsTarget::start("app_up 1\n");
     let db = MetricsTarget::start("app_up 1\n");
     let web2 = MetricsTarget::start("app_up 1\n");
+    let auth_port = start_auth_target("s3cret");
     let items = json!({"apiVersion": "v1", "kind": "List", "items": [
         pod("web-1", "web", web1.port),
         pod("db-1", "db", db.port),
+        pod("auth-1", "auth", auth_port),
+        // "s3cret", base64 as in a Secret's data.
+        {"apiVersion": "v1", "kind": "Secret", "metadata": {"name": "token", "namespace": "shop"},
+         "data": {"token": "czNjcmV0"}},
+        {"apiVersion": "vigie.dev/v1alpha1", "kind": "Monitor",
+         "metadata": {"name": "auth", "namespace": "shop"},
+         "spec": {"selector": {"matchLabels": {"app": "auth"}},
+                  "endpoints": [{"port": "metrics", "interval": "1s", "bearerTokenSecret": {"name": "token", "key": "token"}}]}},
         {"apiVersion": "vigie.dev/v1alpha1", "kind": "Monitor",
          "metadata": {"name": "web", "namespace": "shop"},
          "spec": {"selector": {"matchLabels": {"app": "web"}}, "endpoints": [{"port": "metrics", "interval": "1s"}]}},
@@ -153,6 +184,19 @@ fn monitors_in_the_cluster_are_scraped_followed_and_get_their_status() {
     );
     let po_status = api.get("/apis/monitoring.coreos.com/v1/namespaces/shop/podmonitors/db");
     assert!(po_status["status"].is_null(), "vigie does not write prometheus-operator's objects: {po_status}");
+
+    // A Secret a Monitor references: read with one GET, never listed or watched.
+    eventually(Duration::from_secs(20), "the target behind a bearer token scraped", || {
+        targets(&v, "monitor/shop/auth/0").into_iter().find(|t| t["health"] == "up")
+    });
+    let log = requests(&api);
+    assert!(log.iter().any(|r| r["method"] == "GET" && r["path"] == "/api/v1/namespaces/shop/secrets/token"));
+    assert!(
+        !log.iter()
+            .any(|r| r["path"] == "/api/v1/secrets"
+                || r["watch"] == true && r["path"].as_str().unwrap().contains("secrets")),
+        "no list or watch of Secrets"
+    );
 
     // A new pod: found through the watch.
     let start = Instant::now();

@@ -23,18 +23,22 @@ pub enum Platform {
     Files,
 }
 
-/// Resolves Secret references to files: Docker secrets (or any files) under `dir`,
-/// `<dir>/<name>/<key>` when `<dir>/<name>` is a directory, else `<dir>/<name>`.
+/// Resolves Secret references to files. Outside Kubernetes: Docker secrets (or any files)
+/// under `dir`, `<dir>/<name>/<key>` when `<dir>/<name>` is a directory, else
+/// `<dir>/<name>`. On Kubernetes: `<dir>/<namespace>/<name>/<key>`, files the caller wrote
+/// from the Secrets the objects reference.
 #[derive(Clone, Debug)]
 pub struct SecretFiles {
     pub dir: PathBuf,
     /// Secret names that are directories (checked by the caller, which may do I/O).
     pub directories: Vec<String>,
+    /// Kubernetes: the (namespace, name, key) the caller could read.
+    pub namespaced: Option<std::collections::HashSet<(String, String, String)>>,
 }
 
 impl Default for SecretFiles {
     fn default() -> Self {
-        SecretFiles { dir: PathBuf::from("/run/secrets"), directories: Vec::new() }
+        SecretFiles { dir: PathBuf::from("/run/secrets"), directories: Vec::new(), namespaced: None }
     }
 }
 
@@ -49,11 +53,20 @@ fn check_component(what: &str, v: &str) -> Result<(), String> {
 }
 
 impl SecretFiles {
-    /// The file a reference names, or why it is not allowed.
-    pub fn checked_path(&self, s: &SecretKeySelector) -> Result<String, String> {
+    /// The file a reference of an object in `namespace` names, or why it cannot be used.
+    pub fn checked_path(&self, namespace: &str, s: &SecretKeySelector) -> Result<String, String> {
         check_component("secret name", &s.name)?;
         check_component("secret key", &s.key)?;
-        Ok(self.path(s))
+        match &self.namespaced {
+            None => Ok(self.path(s)),
+            Some(available) => {
+                let key = (namespace.to_string(), s.name.clone(), s.key.clone());
+                if !available.contains(&key) {
+                    return Err(format!("Secret {namespace}/{} has no key {:?} vigie could read", s.name, s.key));
+                }
+                Ok(self.dir.join(namespace).join(&s.name).join(&s.key).display().to_string())
+            }
+        }
     }
 
     pub fn path(&self, s: &SecretKeySelector) -> String {

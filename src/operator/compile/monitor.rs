@@ -338,14 +338,6 @@ pub fn scrape_configs(m: &Monitor, platform: &Platform, secrets: &SecretFiles) -
     let mut out = Vec::new();
     for (i, ep) in m.spec.endpoints.iter().enumerate() {
         let at = format!("spec.endpoints[{i}]");
-        let uses_secrets = ep.basic_auth.is_some()
-            || ep.bearer_token_secret.is_some()
-            || ep.tls_config.as_ref().is_some_and(|t| t.ca.is_some() || t.cert.is_some() || t.key_secret.is_some());
-        if uses_secrets && *platform == Platform::Kubernetes {
-            return Err(format!(
-                "{at}: Secret references are not read from the Kubernetes API yet; scrape without them for now"
-            ));
-        }
         let mut sc = ScrapeConfig { job_name: format!("monitor/{ns}/{name}/{i}"), ..Default::default() };
         sc.metrics_path = ep.path.clone();
         sc.scheme = ep.scheme.clone();
@@ -363,14 +355,20 @@ pub fn scrape_configs(m: &Monitor, platform: &Platform, secrets: &SecretFiles) -
         sc.label_limit = m.spec.label_limit;
         if let Some(b) = &ep.basic_auth {
             sc.basic_auth = Some(crate::config::BasicAuth {
-                username_file: Some(secrets.checked_path(&b.username).map_err(|e| format!("{at}.basicAuth: {e}"))?),
-                password_file: Some(secrets.checked_path(&b.password).map_err(|e| format!("{at}.basicAuth: {e}"))?),
+                username_file: Some(
+                    secrets.checked_path(&ns, &b.username).map_err(|e| format!("{at}.basicAuth: {e}"))?,
+                ),
+                password_file: Some(
+                    secrets.checked_path(&ns, &b.password).map_err(|e| format!("{at}.basicAuth: {e}"))?,
+                ),
                 ..Default::default()
             });
         }
         if let Some(t) = &ep.bearer_token_secret {
             sc.authorization = Some(crate::config::Authorization {
-                credentials_file: Some(secrets.checked_path(t).map_err(|e| format!("{at}.bearerTokenSecret: {e}"))?),
+                credentials_file: Some(
+                    secrets.checked_path(&ns, t).map_err(|e| format!("{at}.bearerTokenSecret: {e}"))?,
+                ),
                 ..Default::default()
             });
         }
@@ -379,19 +377,19 @@ pub fn scrape_configs(m: &Monitor, platform: &Platform, secrets: &SecretFiles) -
                 ca_file: t
                     .ca
                     .as_ref()
-                    .map(|s| secrets.checked_path(s))
+                    .map(|s| secrets.checked_path(&ns, s))
                     .transpose()
                     .map_err(|e| format!("{at}.tlsConfig: {e}"))?,
                 cert_file: t
                     .cert
                     .as_ref()
-                    .map(|s| secrets.checked_path(s))
+                    .map(|s| secrets.checked_path(&ns, s))
                     .transpose()
                     .map_err(|e| format!("{at}.tlsConfig: {e}"))?,
                 key_file: t
                     .key_secret
                     .as_ref()
-                    .map(|s| secrets.checked_path(s))
+                    .map(|s| secrets.checked_path(&ns, s))
                     .transpose()
                     .map_err(|e| format!("{at}.tlsConfig: {e}"))?,
                 server_name: t.server_name.clone(),
