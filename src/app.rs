@@ -530,7 +530,7 @@ fn spawn_kube_objects(
             ticks += 1;
             // Referenced Secrets are read again on every object change and once a minute.
             let mut reload = changed;
-            if changed || ticks % 12 == 0 {
+            if changed || ticks.is_multiple_of(12) {
                 let wanted = crate::operator::kube::referenced_secrets(&objects);
                 let (available, rotated) = crate::operator::kube::sync_secrets(&client, &wanted, &secrets_dir).await;
                 let files =

@@ -239,6 +239,78 @@ impl StatusWriter {
     }
 }
 
+/// The Secret keys the Monitors reference: (namespace, name, key).
+pub fn referenced_secrets(stores: &ObjectStores) -> std::collections::BTreeSet<(String, String, String)> {
+    let mut out = std::collections::BTreeSet::new();
+    for m in stores.monitors.state() {
+        let ns = m.metadata.namespace.clone().unwrap_or_else(|| "default".into());
+        for ep in &m.spec.endpoints {
+            let tls = ep.tls_config.as_ref();
+            let refs = ep
+                .basic_auth
+                .iter()
+                .flat_map(|b| [&b.username, &b.password])
+                .chain(ep.bearer_token_secret.iter())
+                .chain(tls.and_then(|t| t.ca.as_ref()))
+                .chain(tls.and_then(|t| t.cert.as_ref()))
+                .chain(tls.and_then(|t| t.key_secret.as_ref()));
+            for r in refs {
+                out.insert((ns.clone(), r.name.clone(), r.key.clone()));
+            }
+        }
+    }
+    out
+}
+
+/// Reads the referenced Secrets (one GET each; vigie never lists or watches Secrets) and
+/// writes each referenced key to `<dir>/<namespace>/<name>/<key>` (mode 0600). Returns the
+/// keys it could write and whether any file changed.
+pub async fn sync_secrets(
+    client: &Client,
+    wanted: &std::collections::BTreeSet<(String, String, String)>,
+    dir: &std::path::Path,
+) -> (std::collections::HashSet<(String, String, String)>, bool) {
+    use k8s_openapi::api::core::v1::Secret;
+    let mut available = std::collections::HashSet::new();
+    let mut changed = false;
+    let mut fetched: HashMap<(String, String), Option<Secret>> = HashMap::new();
+    for (ns, name, key) in wanted {
+        let secret = match fetched.get(&(ns.clone(), name.clone())) {
+            Some(s) => s.clone(),
+            None => {
+                let got = Api::<Secret>::namespaced(client.clone(), ns).get(name).await;
+                if let Err(e) = &got {
+                    tracing::warn!(secret = %format!("{ns}/{name}"), error = %e, "a Secret a Monitor references cannot be read");
+                }
+                let s = got.ok();
+                fetched.insert((ns.clone(), name.clone()), s.clone());
+                s
+            }
+        };
+        let Some(value) = secret.and_then(|s| s.data).and_then(|d| d.get(key).cloned()) else { continue };
+        let path = dir.join(ns).join(name).join(key);
+        if std::fs::read(&path).ok().as_deref() != Some(value.0.as_slice()) {
+            let written = (|| {
+                std::fs::create_dir_all(path.parent().expect("a key has a parent"))?;
+                std::fs::write(&path, &value.0)?;
+                #[cfg(unix)]
+                {
+                    use std::os::unix::fs::PermissionsExt;
+                    std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600))?;
+                }
+                Ok::<_, std::io::Error>(())
+            })();
+            if let Err(e) = written {
+                tracing::error!(path = %path.display(), error = %e, "cannot write a Secret's key");
+                continue;
+            }
+            changed = true;
+        }
+        available.insert((ns.clone(), name.clone(), key.clone()));
+    }
+    (available, changed)
+}
+
 #[cfg(test)]
 mod tests {
     //! The status writes as the API server sees them, through kube's `tower-test` mock: the
@@ -348,76 +420,4 @@ mod tests {
         task.await.unwrap();
         assert_eq!(again["status"]["lastError"], body["status"]["lastError"]);
     }
-}
-
-/// The Secret keys the Monitors reference: (namespace, name, key).
-pub fn referenced_secrets(stores: &ObjectStores) -> std::collections::BTreeSet<(String, String, String)> {
-    let mut out = std::collections::BTreeSet::new();
-    for m in stores.monitors.state() {
-        let ns = m.metadata.namespace.clone().unwrap_or_else(|| "default".into());
-        for ep in &m.spec.endpoints {
-            let tls = ep.tls_config.as_ref();
-            let refs = ep
-                .basic_auth
-                .iter()
-                .flat_map(|b| [&b.username, &b.password])
-                .chain(ep.bearer_token_secret.iter())
-                .chain(tls.and_then(|t| t.ca.as_ref()))
-                .chain(tls.and_then(|t| t.cert.as_ref()))
-                .chain(tls.and_then(|t| t.key_secret.as_ref()));
-            for r in refs {
-                out.insert((ns.clone(), r.name.clone(), r.key.clone()));
-            }
-        }
-    }
-    out
-}
-
-/// Reads the referenced Secrets (one GET each; vigie never lists or watches Secrets) and
-/// writes each referenced key to `<dir>/<namespace>/<name>/<key>` (mode 0600). Returns the
-/// keys it could write and whether any file changed.
-pub async fn sync_secrets(
-    client: &Client,
-    wanted: &std::collections::BTreeSet<(String, String, String)>,
-    dir: &std::path::Path,
-) -> (std::collections::HashSet<(String, String, String)>, bool) {
-    use k8s_openapi::api::core::v1::Secret;
-    let mut available = std::collections::HashSet::new();
-    let mut changed = false;
-    let mut fetched: HashMap<(String, String), Option<Secret>> = HashMap::new();
-    for (ns, name, key) in wanted {
-        let secret = match fetched.get(&(ns.clone(), name.clone())) {
-            Some(s) => s.clone(),
-            None => {
-                let got = Api::<Secret>::namespaced(client.clone(), ns).get(name).await;
-                if let Err(e) = &got {
-                    tracing::warn!(secret = %format!("{ns}/{name}"), error = %e, "a Secret a Monitor references cannot be read");
-                }
-                let s = got.ok();
-                fetched.insert((ns.clone(), name.clone()), s.clone());
-                s
-            }
-        };
-        let Some(value) = secret.and_then(|s| s.data).and_then(|d| d.get(key).cloned()) else { continue };
-        let path = dir.join(ns).join(name).join(key);
-        if std::fs::read(&path).ok().as_deref() != Some(value.0.as_slice()) {
-            let written = (|| {
-                std::fs::create_dir_all(path.parent().expect("a key has a parent"))?;
-                std::fs::write(&path, &value.0)?;
-                #[cfg(unix)]
-                {
-                    use std::os::unix::fs::PermissionsExt;
-                    std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600))?;
-                }
-                Ok::<_, std::io::Error>(())
-            })();
-            if let Err(e) = written {
-                tracing::error!(path = %path.display(), error = %e, "cannot write a Secret's key");
-                continue;
-            }
-            changed = true;
-        }
-        available.insert((ns.clone(), name.clone(), key.clone()));
-    }
-    (available, changed)
 }
