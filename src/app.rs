@@ -42,6 +42,8 @@ pub struct RunOptions {
     pub swarm_networks: Vec<String>,
     /// How often Swarm discovery lists everything again besides events.
     pub swarm_relist: Duration,
+    /// The `prometheus.io/*` pod annotation jobs (Kubernetes).
+    pub kubernetes_annotations: bool,
     pub retention: Duration,
     /// Bytes the blocks may take; 0 is no limit.
     pub retention_size: u64,
@@ -122,6 +124,8 @@ struct Reloader {
     kube_objects: Option<crate::operator::kube::ObjectStores>,
     /// Where selected workloads come from.
     platform: Platform,
+    /// Whether the `prometheus.io/*` pod annotation jobs run.
+    kubernetes_annotations: bool,
     /// On Kubernetes: the referenced Secret keys, written under the data directory.
     kube_secrets: Mutex<Option<SecretFiles>>,
     /// The objects of the last applied load.
@@ -165,6 +169,9 @@ impl Reloader {
         let mut cfg = load(&self.path, &self.default_yaml)?;
         if let Some(s) = &self.swarm {
             cfg.add_swarm_job(s);
+        }
+        if self.kubernetes_annotations && self.platform == Platform::Kubernetes {
+            cfg.add_monitor_jobs(crate::discovery::kubernetes::annotations::jobs(), None);
         }
         Ok(cfg)
     }
@@ -378,6 +385,7 @@ pub async fn run(opts: RunOptions) -> Result<(), AppError> {
         kube_objects: kube_objects.clone(),
         platform,
         kube_secrets: Mutex::new(None),
+        kubernetes_annotations: opts.kubernetes_annotations,
         monitors: Mutex::new(MonitorSet::default()),
         monitor_reports: monitor_reports.clone(),
         reloading: Mutex::new(()),

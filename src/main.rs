@@ -155,6 +155,10 @@ struct RunArgs {
     /// How often Swarm discovery lists everything again, besides following events.
     #[arg(long = "swarm-relist-interval", env = "VIGIE_SWARM_RELIST_INTERVAL", default_value = "30s")]
     swarm_relist_interval: String,
+    /// On Kubernetes, also scrape pods annotated `prometheus.io/scrape: "true"` (jobs
+    /// kubernetes-pods and kubernetes-pods-slow).
+    #[arg(long = "kubernetes-annotations", env = "VIGIE_KUBERNETES_ANNOTATIONS")]
+    kubernetes_annotations: bool,
     /// How long samples are kept.
     #[arg(long, env = "VIGIE_RETENTION", default_value = "15d")]
     retention: String,
@@ -213,6 +217,7 @@ fn run(args: RunArgs) -> anyhow::Result<()> {
         ("swarm-host", args.swarm_host.clone()),
         ("swarm-network", args.swarm_network.join(",")),
         ("swarm-relist-interval", args.swarm_relist_interval.clone()),
+        ("kubernetes-annotations", args.kubernetes_annotations.to_string()),
         ("retention", args.retention.clone()),
         ("retention-size", args.retention_size.clone()),
         ("out-of-order-window", args.out_of_order_window.clone()),
@@ -255,6 +260,7 @@ fn run(args: RunArgs) -> anyhow::Result<()> {
         swarm_relist: vigie::config::PromDuration::parse(&args.swarm_relist_interval)
             .map_err(|e| anyhow::anyhow!("--swarm-relist-interval: {e}"))?
             .0,
+        kubernetes_annotations: args.kubernetes_annotations,
         flags,
     };
     let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;

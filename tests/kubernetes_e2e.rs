@@ -116,10 +116,14 @@ fn monitors_in_the_cluster_are_scraped_followed_and_get_their_status() {
     let db = MetricsTarget::start("app_up 1\n");
     let web2 = MetricsTarget::start("app_up 1\n");
     let auth_port = start_auth_target("s3cret");
+    let annotated = MetricsTarget::start("app_up 1\n");
+    let mut anno = pod("anno-1", "anno", 1);
+    anno["metadata"]["annotations"] = json!({"prometheus.io/scrape": "true", "prometheus.io/port": annotated.port.to_string(), "prometheus.io/path": "/metrics"});
     let items = json!({"apiVersion": "v1", "kind": "List", "items": [
         pod("web-1", "web", web1.port),
         pod("db-1", "db", db.port),
         pod("auth-1", "auth", auth_port),
+        anno,
         // "s3cret", base64 as in a Secret's data.
         {"apiVersion": "v1", "kind": "Secret", "metadata": {"name": "token", "namespace": "shop"},
          "data": {"token": "czNjcmV0"}},
@@ -156,7 +160,7 @@ fn monitors_in_the_cluster_are_scraped_followed_and_get_their_status() {
     .unwrap();
     // SAFETY: set before any thread of this test reads the environment; the child inherits it.
     unsafe { std::env::set_var("KUBECONFIG", &kubeconfig) };
-    let v = Vigie::start(dir.path(), &["--discovery", "kubernetes"]);
+    let v = Vigie::start(dir.path(), &["--discovery", "kubernetes", "--kubernetes-annotations"]);
     let pool = "monitor/shop/web/0";
 
     let up = eventually(Duration::from_secs(20), "the selected pod scraped", || {
@@ -184,6 +188,15 @@ fn monitors_in_the_cluster_are_scraped_followed_and_get_their_status() {
     );
     let po_status = api.get("/apis/monitoring.coreos.com/v1/namespaces/shop/podmonitors/db");
     assert!(po_status["status"].is_null(), "vigie does not write prometheus-operator's objects: {po_status}");
+
+    // The prometheus.io annotation job (opt-in): the annotated pod on its annotated port.
+    // The convention's jobs use the global interval (15 s in the embedded default).
+    let a = eventually(Duration::from_secs(45), "the annotated pod scraped", || {
+        targets(&v, "kubernetes-pods").into_iter().find(|t| t["health"] == "up")
+    });
+    assert_eq!(a["labels"]["instance"], format!("127.0.0.1:{}", annotated.port));
+    assert_eq!(a["labels"]["pod"], "anno-1");
+    assert_eq!(targets(&v, "kubernetes-pods").len(), 1, "only annotated pods");
 
     // A Secret a Monitor references: read with one GET, never listed or watched.
     eventually(Duration::from_secs(20), "the target behind a bearer token scraped", || {

@@ -5,6 +5,7 @@
 //! The cluster connection is kube's default: the in-cluster service account, else
 //! `KUBECONFIG` / `~/.kube/config`.
 
+pub mod annotations;
 pub mod meta;
 pub mod watch;
 
