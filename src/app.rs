@@ -522,10 +522,33 @@ fn spawn_kube_objects(
     secrets_dir: PathBuf,
 ) {
     let writer = crate::operator::kube::StatusWriter::new(client.clone());
+    let reloaded = Arc::new(tokio::sync::Notify::new());
+    // Status is written on its own task, so a round of writes never delays a reload.
+    {
+        let (objects, reloaded) = (objects.clone(), reloaded.clone());
+        tokio::spawn(async move {
+            let mut tick = tokio::time::interval(Duration::from_secs(5));
+            loop {
+                tokio::select! {
+                    _ = tick.tick() => {}
+                    _ = reloaded.notified() => {}
+                }
+                let counts: crate::operator::kube::TargetCounts = targets
+                    .read()
+                    .iter()
+                    .map(|(job, pool)| {
+                        let up = pool.active.iter().filter(|t| t.health.read().up == Some(true)).count() as u64;
+                        (job.clone(), (pool.active.len() as u64, up))
+                    })
+                    .collect();
+                let current = reports.read().clone();
+                writer.write(&objects, &current, &counts).await;
+            }
+        });
+    }
     let mut changes = objects.changes.clone();
     tokio::spawn(async move {
-        let mut tick = tokio::time::interval(Duration::from_secs(5));
-        let mut ticks = 0u64;
+        let mut tick = tokio::time::interval(Duration::from_secs(60));
         loop {
             let changed = tokio::select! {
                 r = changes.changed() => {
@@ -535,33 +558,21 @@ fn spawn_kube_objects(
                 }
                 _ = tick.tick() => false,
             };
-            ticks += 1;
             // Referenced Secrets are read again on every object change and once a minute.
-            let mut reload = changed;
-            if changed || ticks.is_multiple_of(12) {
-                let wanted = crate::operator::kube::referenced_secrets(&objects);
-                let (available, rotated) = crate::operator::kube::sync_secrets(&client, &wanted, &secrets_dir).await;
-                let files =
-                    SecretFiles { dir: secrets_dir.clone(), directories: Vec::new(), namespaced: Some(available) };
+            let wanted = crate::operator::kube::referenced_secrets(&objects);
+            let (available, rotated) = crate::operator::kube::sync_secrets(&client, &wanted, &secrets_dir).await;
+            let files = SecretFiles { dir: secrets_dir.clone(), directories: Vec::new(), namespaced: Some(available) };
+            let reload = {
                 let mut current = reloader.kube_secrets.lock();
                 let different = current.as_ref().and_then(|c| c.namespaced.as_ref()) != files.namespaced.as_ref();
-                reload |= rotated || different;
                 *current = Some(files);
-            }
+                changed || rotated || different
+            };
             if reload {
                 let rl = reloader.clone();
                 let _ = tokio::task::spawn_blocking(move || rl.reload()).await;
+                reloaded.notify_one();
             }
-            let counts: crate::operator::kube::TargetCounts = targets
-                .read()
-                .iter()
-                .map(|(job, pool)| {
-                    let up = pool.active.iter().filter(|t| t.health.read().up == Some(true)).count() as u64;
-                    (job.clone(), (pool.active.len() as u64, up))
-                })
-                .collect();
-            let current = reports.read().clone();
-            writer.write(&objects, &current, &counts).await;
         }
     });
 }

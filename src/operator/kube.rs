@@ -44,9 +44,28 @@ where
     let name = format!("kubernetes:{}", kind.to_lowercase());
     tokio::spawn(async move {
         let mut events = std::pin::pin!(reflector::reflector(writer, stream));
+        // The generation of every object seen: a change that leaves it alone (the status
+        // vigie itself writes, an annotation) needs no recompilation. Without this every
+        // status write would come back as an event and reload everything again.
+        let mut generations: HashMap<String, Option<i64>> = HashMap::new();
         while let Some(ev) = events.next().await {
-            match ev {
-                Ok(watcher::Event::InitDone) | Ok(watcher::Event::Apply(_)) | Ok(watcher::Event::Delete(_)) => {
+            let during_init = matches!(ev, Ok(watcher::Event::InitApply(_)));
+            match &ev {
+                Ok(watcher::Event::Apply(o)) | Ok(watcher::Event::InitApply(o)) => {
+                    let uid = o.meta().uid.clone().unwrap_or_default();
+                    let generation = o.meta().generation;
+                    let new = generations.insert(uid, generation) != Some(generation);
+                    // During a (re)list, InitDone reloads once for all of them.
+                    if new && !during_init {
+                        crate::discovery::status::ok(&name);
+                        changed.send_modify(|g| *g += 1);
+                    }
+                }
+                Ok(watcher::Event::Delete(o)) => {
+                    generations.remove(&o.meta().uid.clone().unwrap_or_default());
+                    changed.send_modify(|g| *g += 1);
+                }
+                Ok(watcher::Event::InitDone) => {
                     crate::discovery::status::ok(&name);
                     changed.send_modify(|g| *g += 1);
                 }
