@@ -71,8 +71,8 @@ pub struct ScrapeJob {
     /// `file_sd_configs` with paths resolved against the config file's directory.
     pub file_sd_configs: Vec<FileSdConfig>,
     pub dockerswarm_sd_configs: Vec<DockerSwarmSdConfig>,
-    /// `kubernetes_sd_configs` as (role, namespaces; empty: all).
-    pub kubernetes_sd: Vec<(crate::discovery::kubernetes::watch::KubeRole, Vec<String>)>,
+    /// `kubernetes_sd_configs`, checked.
+    pub kubernetes_sd: Vec<crate::discovery::kubernetes::watch::KubeSelection>,
     /// The zero-config Swarm job (`--discovery swarm`), added by vigie, not read from a file.
     pub swarm_auto: Option<crate::discovery::swarm::watch::SwarmAutoSettings>,
     /// Every running Swarm task, event-driven (a `Monitor`'s job), instead of polling
@@ -296,8 +296,31 @@ fn compile_job(
                  (or the one of KUBECONFIG)"
             ));
         }
-        if !k.selectors.is_empty() || k.attach_metadata.is_some() {
-            return Err(format!("{at}: selectors and attach_metadata are not supported yet"));
+        if k.attach_metadata.is_some() {
+            return Err(format!("{at}: attach_metadata is not supported yet"));
+        }
+        use crate::discovery::kubernetes::watch::KubeRole;
+        let mut selectors = Vec::new();
+        for (j, s) in k.selectors.iter().enumerate() {
+            let sel_role = KubeRole::parse(&s.role).map_err(|e| format!("{at}: selectors[{j}]: {e}"))?;
+            let allowed = match role {
+                KubeRole::EndpointSlice => {
+                    matches!(sel_role, KubeRole::Pod | KubeRole::Service | KubeRole::EndpointSlice)
+                }
+                r => sel_role == r,
+            };
+            if !allowed {
+                return Err(format!("{at}: selectors[{j}]: role {} is not allowed for role {}", s.role, k.role));
+            }
+            if selectors.iter().any(|(r, _)| *r == sel_role) {
+                return Err(format!("{at}: selectors[{j}]: role {} appears twice", s.role));
+            }
+            if s.field.is_some() {
+                return Err(format!("{at}: selectors[{j}]: field selectors are not supported yet"));
+            }
+            let parsed = crate::discovery::kubernetes::selector::Selector::parse(s.label.as_deref().unwrap_or(""))
+                .map_err(|e| format!("{at}: selectors[{j}]: {e}"))?;
+            selectors.push((sel_role, parsed));
         }
         let mut namespaces = k.namespaces.as_ref().map(|n| n.names.clone()).unwrap_or_default();
         if k.namespaces.as_ref().and_then(|n| n.own_namespace) == Some(true) {
@@ -306,7 +329,7 @@ fn compile_job(
                 .map_err(|e| format!("{at}: own_namespace: {e}"))?;
             namespaces.push(own);
         }
-        kubernetes_sd.push((role, namespaces));
+        kubernetes_sd.push(crate::discovery::kubernetes::watch::KubeSelection { role, namespaces, selectors });
     }
     let body_size_limit = match sc.body_size_limit.as_ref().or(raw_global.body_size_limit.as_ref()) {
         Some(s) => parse_byte_size(s).map_err(|e| format!("body_size_limit of job {job:?}: {e}"))?,

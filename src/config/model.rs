@@ -229,6 +229,17 @@ pub struct DockerSwarmSdConfig {
     pub refresh_interval: Option<PromDuration>,
 }
 
+/// `kubernetes_sd_configs.selectors[]`: a label (or field) selector for one role.
+#[derive(Clone, Debug, Default, Deserialize, Serialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct KubernetesSelector {
+    pub role: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub label: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub field: Option<String>,
+}
+
 /// `kubernetes_sd_configs.namespaces`.
 #[derive(Clone, Debug, Default, Deserialize, Serialize, PartialEq)]
 #[serde(deny_unknown_fields)]
@@ -253,7 +264,7 @@ pub struct KubernetesSdConfig {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub kubeconfig_file: Option<String>,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub selectors: Vec<serde_json::Value>,
+    pub selectors: Vec<KubernetesSelector>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub attach_metadata: Option<serde_json::Value>,
 }

@@ -44,7 +44,7 @@ type Discovery = (
     Vec<DockerSwarmSdConfig>,
     Option<SwarmAutoSettings>,
     Option<SwarmAutoSettings>,
-    Vec<(super::kubernetes::watch::KubeRole, Vec<String>)>,
+    Vec<super::kubernetes::watch::KubeSelection>,
 );
 
 fn discovery_of(j: &ScrapeJob) -> Discovery {
@@ -101,11 +101,8 @@ impl DiscoveryManager {
             if let Some(s) = &job.swarm_tasks {
                 providers.push(Box::new(super::swarm::watch::SwarmTasksProvider::new(s)));
             }
-            for (role, namespaces) in &job.kubernetes_sd {
-                providers.push(Box::new(super::kubernetes::watch::KubeProvider {
-                    role: *role,
-                    namespaces: namespaces.clone(),
-                }));
+            for selection in &job.kubernetes_sd {
+                providers.push(Box::new(super::kubernetes::watch::KubeProvider { selection: selection.clone() }));
             }
             let generation = self.next_generation;
             self.next_generation += 1;

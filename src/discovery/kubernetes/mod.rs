@@ -7,6 +7,7 @@
 
 pub mod annotations;
 pub mod meta;
+pub mod selector;
 pub mod watch;
 
 use kube::Client;

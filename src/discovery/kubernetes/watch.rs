@@ -4,6 +4,7 @@
 //! job's provider then rebuilds its groups from the caches. Managed fields are stripped
 //! before caching (they are a third of a pod's size and vigie never reads them).
 
+use std::collections::{BTreeMap, HashMap};
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::{Arc, LazyLock};
@@ -118,36 +119,91 @@ impl KubeRole {
     }
 }
 
-/// Every group of `role` in the caches, restricted to `namespaces` (empty: all).
-pub fn groups(c: &KubeCaches, role: KubeRole, namespaces: &[String]) -> Vec<TargetGroup> {
+/// What one job discovers: a role, its namespaces (empty: all) and label selectors per
+/// role (as `kubernetes_sd_configs.selectors`).
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub struct KubeSelection {
+    pub role: KubeRole,
+    pub namespaces: Vec<String>,
+    pub selectors: Vec<(KubeRole, super::selector::Selector)>,
+}
+
+/// Every group of the selection in the caches. Selectors apply as the API server would
+/// apply them to the job's own watches: objects they reject are not there at all (a pod a
+/// pod selector rejects gives an endpoint no pod labels).
+pub fn groups(c: &KubeCaches, sel: &KubeSelection) -> Vec<TargetGroup> {
+    let namespaces = &sel.namespaces;
     let in_ns = |ns: Option<&String>| namespaces.is_empty() || ns.is_some_and(|n| namespaces.contains(n));
-    match role {
-        KubeRole::Pod => {
-            c.pods.state().iter().filter(|p| in_ns(p.metadata.namespace.as_ref())).map(|p| meta::pod_group(p)).collect()
-        }
+    let selected = |role: KubeRole, labels: Option<&BTreeMap<String, String>>| {
+        sel.selectors.iter().filter(|(r, _)| *r == role).all(|(_, s)| s.matches(labels))
+    };
+    match sel.role {
+        KubeRole::Pod => c
+            .pods
+            .state()
+            .iter()
+            .filter(|p| in_ns(p.metadata.namespace.as_ref()) && selected(KubeRole::Pod, p.metadata.labels.as_ref()))
+            .map(|p| meta::pod_group(p))
+            .collect(),
         KubeRole::Service => c
             .services
             .state()
             .iter()
-            .filter(|s| in_ns(s.metadata.namespace.as_ref()))
+            .filter(|s| in_ns(s.metadata.namespace.as_ref()) && selected(KubeRole::Service, s.metadata.labels.as_ref()))
             .map(|s| meta::service_group(s))
             .collect(),
-        KubeRole::Node => c.nodes.state().iter().filter_map(|n| meta::node_group(n)).collect(),
+        KubeRole::Node => c
+            .nodes
+            .state()
+            .iter()
+            .filter(|n| selected(KubeRole::Node, n.metadata.labels.as_ref()))
+            .filter_map(|n| meta::node_group(n))
+            .collect(),
         KubeRole::EndpointSlice => {
             let pods = c.pods.state();
             let services = c.services.state();
-            let by_key = |ns: &str, name: &str, m: &k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta| {
-                m.namespace.as_deref() == Some(ns) && m.name.as_deref() == Some(name)
-            };
+
+            let pods: HashMap<(&str, &str), &Pod> = pods
+                .iter()
+                .filter(|p| selected(KubeRole::Pod, p.metadata.labels.as_ref()))
+                .map(|p| {
+                    (
+                        (p.metadata.namespace.as_deref().unwrap_or(""), p.metadata.name.as_deref().unwrap_or("")),
+                        p.as_ref(),
+                    )
+                })
+                .collect();
+            let services: HashMap<(&str, &str), &Service> = services
+                .iter()
+                .filter(|s| selected(KubeRole::Service, s.metadata.labels.as_ref()))
+                .map(|s| {
+                    (
+                        (s.metadata.namespace.as_deref().unwrap_or(""), s.metadata.name.as_deref().unwrap_or("")),
+                        s.as_ref(),
+                    )
+                })
+                .collect();
+            let has_service_selector = sel.selectors.iter().any(|(r, _)| *r == KubeRole::Service);
             c.slices
                 .state()
                 .iter()
-                .filter(|s| in_ns(s.metadata.namespace.as_ref()))
+                .filter(|s| {
+                    in_ns(s.metadata.namespace.as_ref())
+                        && selected(KubeRole::EndpointSlice, s.metadata.labels.as_ref())
+                })
+                .filter(|s| {
+                    // With a Service selector, a slice of a Service it rejects is not watched.
+                    !has_service_selector || {
+                        let ns = s.metadata.namespace.as_deref().unwrap_or("");
+                        let svc = s.metadata.labels.as_ref().and_then(|l| l.get("kubernetes.io/service-name"));
+                        svc.is_some_and(|n| services.contains_key(&(ns, n.as_str())))
+                    }
+                })
                 .map(|s| {
                     meta::endpointslice_group(
                         s,
-                        |ns, name| pods.iter().find(|p| by_key(ns, name, &p.metadata)).map(|p| p.as_ref()),
-                        |ns, name| services.iter().find(|v| by_key(ns, name, &v.metadata)).map(|v| v.as_ref()),
+                        |ns, name| pods.get(&(ns, name)).copied(),
+                        |ns, name| services.get(&(ns, name)).copied(),
                     )
                 })
                 .collect()
@@ -157,13 +213,12 @@ pub fn groups(c: &KubeCaches, role: KubeRole, namespaces: &[String]) -> Vec<Targ
 
 /// One role of the cluster as a job's discovery.
 pub struct KubeProvider {
-    pub role: KubeRole,
-    pub namespaces: Vec<String>,
+    pub selection: KubeSelection,
 }
 
 impl Provider for KubeProvider {
     fn name(&self) -> String {
-        format!("kubernetes:{:?}", self.role).to_lowercase()
+        format!("kubernetes:{:?}", self.selection.role).to_lowercase()
     }
 
     fn run(self: Box<Self>, tx: GroupSender) -> Pin<Box<dyn Future<Output = ()> + Send>> {
@@ -187,7 +242,7 @@ impl Provider for KubeProvider {
             let (caches, mut changes) = hub(&client);
             loop {
                 changes.borrow_and_update();
-                if tx.send(groups(&caches, self.role, &self.namespaces)).await.is_err() {
+                if tx.send(groups(&caches, &self.selection)).await.is_err() {
                     return;
                 }
                 tokio::select! {

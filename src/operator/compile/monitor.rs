@@ -421,7 +421,24 @@ pub fn scrape_configs(m: &Monitor, platform: &Platform, secrets: &SecretFiles) -
                 }
                 Platform::Kubernetes => {
                     let names = kube_namespaces(m, &ns)?;
+                    // The selector also goes to discovery, so the job is handed only its own
+                    // objects (the relabel rules still select exactly, as for Prometheus).
+                    let pods = m.spec.targets == crate::operator::crd::MonitorTargets::Pods;
+                    let selectors = m
+                        .spec
+                        .selector
+                        .as_ref()
+                        .map(crate::discovery::kubernetes::selector::Selector::from_label_selector)
+                        .filter(|s| !s.is_empty())
+                        .map(|label| crate::config::KubernetesSelector {
+                            role: if pods { "pod" } else { "service" }.into(),
+                            label: Some(label),
+                            field: None,
+                        })
+                        .into_iter()
+                        .collect();
                     sc.kubernetes_sd_configs = vec![crate::config::KubernetesSdConfig {
+                        selectors,
                         role: if m.spec.targets == crate::operator::crd::MonitorTargets::Pods {
                             "pod"
                         } else {
