@@ -15,7 +15,7 @@ sync → reloader → /-/reload) takes 1-3 minutes (discovery-semantics.md §9.1
 Usage: python3 benches/kubernetes.py [--pods 10000] [--monitors 1000] [--edits 5]
 (builds the release binary first)
 """
-import argparse, http.server, json, os, socketserver, subprocess, sys, tempfile, threading, time, urllib.request
+import argparse, http.server, json, os, socketserver, subprocess, sys, tempfile, threading, time, urllib.parse, urllib.request
 
 from benchlib import TARGET_DIR, free_port, get, wait_http
 
@@ -38,6 +38,10 @@ class Page(http.server.BaseHTTPRequestHandler):
 
 class Server(socketserver.ThreadingMixIn, http.server.HTTPServer):
     daemon_threads = True
+    request_queue_size = 1024
+
+    def handle_error(self, request, client_address):
+        pass  # a scrape that gave up (timeout) closes early
 
 
 def objects(n_pods, n_monitors, port, with_monitors=True):
@@ -53,6 +57,10 @@ def objects(n_pods, n_monitors, port, with_monitors=True):
             "status": {"phase": "Running", "podIP": f"127.0.{i // 250}.{i % 250 + 1}",
                        "conditions": [{"type": "Ready", "status": "True"}]},
         })
+    if not with_monitors:
+        # One Monitor that selects nothing: the pod cache is filled, no target exists.
+        items.append({"apiVersion": "vigie.dev/v1alpha1", "kind": "Monitor", "metadata": {"name": "none", "namespace": "ns0"},
+                      "spec": {"selector": {"matchLabels": {"app": "none"}}, "endpoints": [{"port": "metrics"}]}})
     for j in range(n_monitors if with_monitors else 0):
         items.append({
             "apiVersion": "vigie.dev/v1alpha1", "kind": "Monitor",
@@ -87,6 +95,13 @@ def start_vigie(work, api_port, name):
     if not wait_http(port, "/-/ready", 60, p):
         sys.exit("vigie did not start")
     return p, port
+
+
+def watching(api_port, resource):
+    """Whether a client watches `resource` on the fake server (its list is done)."""
+    w = json.loads(get(api_port, "/_fake/watches"))
+    items = w if isinstance(w, list) else w.get("watches", w.get("items", []))
+    return any(resource in json.dumps(x) for x in items)
 
 
 def rss_kib(pid):
@@ -135,7 +150,11 @@ def main():
         procs.append(podsonly)
         v1, _ = start_vigie(work, pport, "pods-only")
         procs.append(v1)
-        time.sleep(15)
+        # Wait until the caches hold every pod (the fake server lists them slowly).
+        end = time.monotonic() + 300
+        while time.monotonic() < end and not watching(pport, "pods"):
+            time.sleep(1)
+        time.sleep(20)
         cache_rss = rss_kib(v1.pid)
         v1.terminate()
 
@@ -169,7 +188,9 @@ def main():
                   {"spec": {"selector": {"matchLabels": {"app": f"app{target_app}"}}}})
             seen_at = up_at = None
             while time.monotonic() - t < 120 and up_at is None:
-                ts = pools(vport).get(f"monitor/{ns}/m{j}/0", [])
+                pool = f"monitor/{ns}/m{j}/0"
+                d = json.loads(get(vport, "/api/v1/targets?scrapePool=" + urllib.parse.quote(pool, safe=""), timeout=60))
+                ts = d["data"]["activeTargets"]
                 pods = {x["labels"].get("pod") for x in ts}
                 if seen_at is None and pods == want:
                     seen_at = time.monotonic() - t
