@@ -21,29 +21,15 @@ pub fn source_name_as(r: &AlertRule, kind: &str) -> String {
 /// The groups in rule-file form, with the namespace label on every rule (a rule's own
 /// labels win over its group's, and group labels need Prometheus 3).
 pub fn rule_file_yaml(r: &AlertRule, ns: &str) -> String {
-    let groups: Vec<serde_json::Value> = r
-        .spec
-        .groups
-        .iter()
-        .map(|g| {
-            let mut v = serde_json::to_value(g).unwrap_or_default();
-            if let Some(rules) = v["rules"].as_array_mut() {
-                for rule in rules {
-                    rule["labels"]["namespace"] = serde_json::Value::String(ns.to_string());
-                    // Numbers are expressions too (`expr: 1`).
-                    if let Some(n) = rule["expr"].as_i64() {
-                        rule["expr"] = serde_json::Value::String(n.to_string());
-                    }
-                }
-            }
-            v
-        })
-        .collect();
-    serde_saphyr::to_string(&serde_json::json!({ "groups": groups })).unwrap_or_default()
+    groups_yaml(r, Some(ns))
 }
 
 /// The groups in rule-file form, as written.
 pub fn rule_file_yaml_plain(r: &AlertRule) -> String {
+    groups_yaml(r, None)
+}
+
+fn groups_yaml(r: &AlertRule, namespace: Option<&str>) -> String {
     let groups: Vec<serde_json::Value> = r
         .spec
         .groups
@@ -52,6 +38,10 @@ pub fn rule_file_yaml_plain(r: &AlertRule) -> String {
             let mut v = serde_json::to_value(g).unwrap_or_default();
             if let Some(rules) = v["rules"].as_array_mut() {
                 for rule in rules {
+                    if let Some(ns) = namespace {
+                        rule["labels"]["namespace"] = serde_json::Value::String(ns.to_string());
+                    }
+                    // Numbers are expressions too (`expr: 1`).
                     if let Some(n) = rule["expr"].as_i64() {
                         rule["expr"] = serde_json::Value::String(n.to_string());
                     }
