@@ -6,10 +6,8 @@ use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
-use futures::StreamExt;
 use kube::api::{Patch, PatchParams};
-use kube::runtime::reflector::{self, Store};
-use kube::runtime::{WatchStreamExt, watcher};
+use kube::runtime::reflector::Store;
 use kube::{Api, Client, Resource, ResourceExt};
 use parking_lot::Mutex;
 use serde::de::DeserializeOwned;
@@ -31,53 +29,13 @@ pub struct ObjectStores {
     pub changes: watch::Receiver<u64>,
 }
 
+/// A watch of one of the objects' kinds; only changes of their spec count.
 fn watch_kind<K>(client: &Client, changed: Arc<watch::Sender<u64>>) -> Store<K>
 where
     K: Resource<DynamicType = ()> + Clone + std::fmt::Debug + DeserializeOwned + Send + Sync + 'static,
 {
-    let (reader, writer) = reflector::store::<K>();
-    let api: Api<K> = Api::all(client.clone());
-    let stream = watcher(api, watcher::Config::default().any_semantic())
-        .default_backoff()
-        .modify(|o: &mut K| o.meta_mut().managed_fields = None);
-    let kind = K::kind(&()).to_string();
-    let name = format!("kubernetes:{}", kind.to_lowercase());
-    tokio::spawn(async move {
-        let mut events = std::pin::pin!(reflector::reflector(writer, stream));
-        // The generation of every object seen: a change that leaves it alone (the status
-        // vigie itself writes, an annotation) needs no recompilation. Without this every
-        // status write would come back as an event and reload everything again.
-        let mut generations: HashMap<String, Option<i64>> = HashMap::new();
-        while let Some(ev) = events.next().await {
-            let during_init = matches!(ev, Ok(watcher::Event::InitApply(_)));
-            match &ev {
-                Ok(watcher::Event::Apply(o)) | Ok(watcher::Event::InitApply(o)) => {
-                    let uid = o.meta().uid.clone().unwrap_or_default();
-                    let generation = o.meta().generation;
-                    let new = generations.insert(uid, generation) != Some(generation);
-                    // During a (re)list, InitDone reloads once for all of them.
-                    if new && !during_init {
-                        crate::discovery::status::ok(&name);
-                        changed.send_modify(|g| *g += 1);
-                    }
-                }
-                Ok(watcher::Event::Delete(o)) => {
-                    generations.remove(&o.meta().uid.clone().unwrap_or_default());
-                    changed.send_modify(|g| *g += 1);
-                }
-                Ok(watcher::Event::InitDone) => {
-                    crate::discovery::status::ok(&name);
-                    changed.send_modify(|g| *g += 1);
-                }
-                Ok(_) => {}
-                Err(e) => {
-                    tracing::warn!(kind = %kind, error = %e, "watch of vigie objects failed; retrying with backoff");
-                    crate::discovery::status::failed(&name, &e.to_string());
-                }
-            }
-        }
-    });
-    reader
+    let name = format!("kubernetes:{}", K::kind(&()).to_lowercase());
+    crate::discovery::kubernetes::watch::watch_kind(client, changed, name, true)
 }
 
 impl ObjectStores {
@@ -339,6 +297,7 @@ mod tests {
     use http::{Request, Response};
     use kube::client::Body;
     use kube::runtime::reflector::store::Writer;
+    use kube::runtime::watcher;
 
     use super::*;
 

@@ -40,7 +40,16 @@ type Hub = (KubeCaches, watch::Receiver<u64>);
 
 static HUB: LazyLock<Mutex<Option<Hub>>> = LazyLock::new(Default::default);
 
-fn watch_kind<K>(client: &Client, changed: Arc<watch::Sender<u64>>, kind: &'static str) -> Store<K>
+/// A reflector on every object of kind `K`, managed fields stripped, that bumps `changed`
+/// when the cache changes. With `spec_changes_only`, an update that leaves the object's
+/// `generation` alone (a status write, an annotation) does not count: vigie's own status
+/// writes must not come back as reasons to recompile its objects.
+pub fn watch_kind<K>(
+    client: &Client,
+    changed: Arc<watch::Sender<u64>>,
+    name: String,
+    spec_changes_only: bool,
+) -> Store<K>
 where
     K: Resource<DynamicType = ()> + Clone + std::fmt::Debug + DeserializeOwned + Send + Sync + 'static,
 {
@@ -49,18 +58,33 @@ where
     let stream = watcher(api, watcher::Config::default().any_semantic())
         .default_backoff()
         .modify(|o: &mut K| o.meta_mut().managed_fields = None);
-    let name = format!("kubernetes:{kind}");
     tokio::spawn(async move {
         let mut events = std::pin::pin!(reflector::reflector(writer, stream));
+        let mut generations: HashMap<String, Option<i64>> = HashMap::new();
+        let bump = || changed.send_modify(|g| *g += 1);
         while let Some(ev) = events.next().await {
-            match ev {
-                Ok(watcher::Event::InitDone) | Ok(watcher::Event::Apply(_)) | Ok(watcher::Event::Delete(_)) => {
+            match &ev {
+                Ok(watcher::Event::Apply(o)) | Ok(watcher::Event::InitApply(o)) if spec_changes_only => {
+                    let uid = o.meta().uid.clone().unwrap_or_default();
+                    let generation = o.meta().generation;
+                    let new = generations.insert(uid, generation) != Some(generation);
+                    // During a (re)list, InitDone counts once for all of them.
+                    if new && matches!(ev, Ok(watcher::Event::Apply(_))) {
+                        status::ok(&name);
+                        bump();
+                    }
+                }
+                Ok(watcher::Event::Delete(o)) => {
+                    generations.remove(&o.meta().uid.clone().unwrap_or_default());
+                    bump();
+                }
+                Ok(watcher::Event::InitDone) | Ok(watcher::Event::Apply(_)) => {
                     status::ok(&name);
-                    changed.send_modify(|g| *g += 1);
+                    bump();
                 }
                 Ok(_) => {}
                 Err(e) => {
-                    tracing::warn!(kind, error = %e, "kubernetes watch failed; retrying with backoff");
+                    tracing::warn!(watch = %name, error = %e, "kubernetes watch failed; retrying with backoff");
                     status::failed(&name, &e.to_string());
                 }
             }
@@ -78,10 +102,10 @@ pub fn hub(client: &Client) -> Hub {
     let (raw_tx, raw_rx) = watch::channel(0u64);
     let raw_tx = Arc::new(raw_tx);
     let caches = KubeCaches {
-        pods: watch_kind::<Pod>(client, raw_tx.clone(), "pods"),
-        services: watch_kind::<Service>(client, raw_tx.clone(), "services"),
-        slices: watch_kind::<EndpointSlice>(client, raw_tx.clone(), "endpointslices"),
-        nodes: watch_kind::<Node>(client, raw_tx, "nodes"),
+        pods: watch_kind::<Pod>(client, raw_tx.clone(), "kubernetes:pods".into(), false),
+        services: watch_kind::<Service>(client, raw_tx.clone(), "kubernetes:services".into(), false),
+        slices: watch_kind::<EndpointSlice>(client, raw_tx.clone(), "kubernetes:endpointslices".into(), false),
+        nodes: watch_kind::<Node>(client, raw_tx, "kubernetes:nodes".into(), false),
     };
     let (tx, rx) = watch::channel(0u64);
     tokio::spawn(debounce(raw_rx, tx));
@@ -306,7 +330,7 @@ mod tests {
         let (mock, mut handle) = tower_test::mock::pair::<Request<Body>, Response<Body>>();
         let client = Client::new(mock, "default");
         let (tx, mut generations) = watch::channel(0u64);
-        let store = watch_kind::<Pod>(&client, Arc::new(tx), "pods");
+        let store = watch_kind::<Pod>(&client, Arc::new(tx), "kubernetes:pods".into(), false);
 
         let uri = answer(&mut handle, list("1", vec![pod("web-1", "1")])).await;
         assert_eq!(uri.path(), "/api/v1/pods");
